@@ -1,0 +1,27 @@
+"""Datasets by name: `get_dataset(config.data)`.
+
+Register a new dataset with `@DATASETS.register('name')` on a function that
+takes `config.data` and returns an object following `base.Dataset`. A name
+with a colon (`folder:PATH`) selects the entry before the colon.
+"""
+
+from gen_jax.data import embedded
+from gen_jax.data.base import Batch, Dataset, DatasetInfo, Stream
+from gen_jax.registry import Registry
+
+DATASETS: Registry = Registry("config.data.name")
+for _name in ("ring", "grid", "swiss_roll", "digits", "stacked_digits"):
+  DATASETS.add(_name, getattr(embedded, _name))
+
+
+def dataset_factory(name: str):
+  """The registered factory for `name` (the part before a colon)."""
+  return DATASETS.get(name.split(":", 1)[0])
+
+
+def get_dataset(data_config) -> Dataset:
+  return dataset_factory(data_config.name)(data_config)
+
+
+__all__ = ["DATASETS", "Batch", "Dataset", "DatasetInfo", "Stream",
+           "get_dataset", "dataset_factory"]
