@@ -90,6 +90,6 @@ def test_conv_transpose_equals_pytorch():
   with torch.no_grad():
     layer.weight.copy_(torch.from_numpy(
         np.asarray(kernel)[::-1, ::-1].transpose(2, 3, 0, 1).copy()))
-    y_torch = layer(torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2)))
+    y_torch = layer(torch.from_numpy(np.array(x).transpose(0, 3, 1, 2)))
   assert_close(upsample.sub_pixel_2x(x, kernel),
                y_torch.numpy().transpose(0, 2, 3, 1))
