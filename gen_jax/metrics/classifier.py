@@ -122,6 +122,15 @@ def train_classifier(x, y, x_eval, y_eval, *, num_classes: int = 10,
   return params, accuracy
 
 
+def split_channels(images) -> np.ndarray:
+  """(N, H, W, C) -> (N * C, H, W, 1): each channel an example, N-major."""
+  x = np.asarray(images, np.float32)
+  if x.ndim != 4:
+    raise ValueError(f"expected (N, H, W, C) images, got {x.shape}")
+  n, h, w, c = x.shape
+  return x.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
+
+
 class Classifier:
   """A trained `DigitCNN` applied per single-channel image.
 
