@@ -18,6 +18,7 @@ recipe changes, so that stale caches are not loaded.
 import dataclasses
 import functools
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -144,21 +145,26 @@ class Classifier:
     self.meta = dict(meta or {})
     num_features, num_classes = params["Dense_1"]["kernel"].shape
     self._model = DigitCNN(num_classes, num_features)
+    # Two 2x2 poolings before a 64-channel flatten: (S // 4)^2 * 64 inputs.
+    self._pooled = math.isqrt(params["Dense_0"]["kernel"].shape[0] // 64)
     self._apply = jax.jit(lambda p, x: self._model.apply({"params": p}, x))
 
-  def _run(self, x, value_range, batch_size: int = 1024):
+  def _run(self, x, value_range, batch_size: int = 512):
     x = np.asarray(x, np.float32)
     if x.ndim == 3:
       x = x[..., None]
-    if x.ndim != 4 or x.shape[-1] != 1:
-      raise ValueError(f"expected (N, S, S, 1) or (N, S, S) images, got "
-                       f"{x.shape}; split channels before classifying")
+    if (x.ndim != 4 or x.shape[-1] != 1
+        or x.shape[1] // 4 != self._pooled or x.shape[2] // 4 != self._pooled):
+      size = 4 * self._pooled
+      raise ValueError(f"expected ({size}x{size}) images of shape (N, {size}, "
+                       f"{size}, 1) or (N, {size}, {size}), got {x.shape}; "
+                       "split channels before classifying")
     lo, hi = value_range
     x = (x - lo) / (hi - lo)
     logits, feats = [], []
     for start in range(0, len(x), batch_size):  # fixed shape: one compile
       chunk = x[start:start + batch_size]
-      pad = batch_size - len(chunk) if len(x) > batch_size else 0
+      pad = batch_size - len(chunk)
       out = self._apply(self.params, np.pad(chunk, ((0, pad),) + ((0, 0),) * 3))
       logits.append(np.asarray(out[0])[:len(chunk)])
       feats.append(np.asarray(out[1])[:len(chunk)])
