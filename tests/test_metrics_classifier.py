@@ -87,7 +87,8 @@ def test_stacked_labels_real_digits(clf, held_out):
 
 
 def test_image_metrics_rank_real_above_noise(clf, held_out):
-  (x_train, _), (x_eval, _) = embedded._digit_split(16)  # pylint: disable=protected-access
+  x_eval = held_out[0]
+  x_train = embedded._digit_split(16)[0][0]  # pylint: disable=protected-access
   noise = np.random.default_rng(0).random(x_eval.shape).astype(np.float32)
   kw = dict(kid_subsets=5, kid_subset_size=200, ndb_bins=10)
   good = image_metrics(x_eval, x_train, clf, **kw)

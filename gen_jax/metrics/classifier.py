@@ -16,14 +16,12 @@ recipe changes, so that stale caches are not loaded.
 """
 
 import dataclasses
-import functools
 import json
 import math
 import os
 import pathlib
 import tempfile
 import time
-from typing import Any
 
 import flax.linen as nn
 import flax.serialization
@@ -47,7 +45,7 @@ def _digits_data(image_size: int):
 
 
 class DigitCNN(nn.Module):
-  """conv32-pool-conv64-pool-dense(features)-dense(classes); any S % 4 == 0.
+  """conv32-pool-conv64-pool-dense(features)-dense(classes), for S >= 4.
 
   Returns (logits (N, num_classes), features (N, num_features)), the features
   being the ReLU activations of the penultimate layer.
@@ -107,7 +105,7 @@ def train_classifier(x, y, x_eval, y_eval, *, num_classes: int = 10,
     return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
 
   @jax.jit
-  def step(p, opt_state, idx):
+  def step(p, opt_state, x, y, idx):  # data as arguments, not constants
     grads = jax.grad(loss_fn)(p, x[idx], y[idx])
     updates, opt_state = tx.update(grads, opt_state, p)
     return optax.apply_updates(p, updates), opt_state
@@ -116,7 +114,7 @@ def train_classifier(x, y, x_eval, y_eval, *, num_classes: int = 10,
   # `lax.scan` ran about 40x slower (convolutions in a while loop).
   opt_state = tx.init(params)
   for idx in order:
-    params, opt_state = step(params, opt_state, idx)
+    params, opt_state = step(params, opt_state, x, y, idx)
   params = jax.device_get(params)
   clf = Classifier(params, accuracy=float("nan"))
   accuracy = float((clf.predict(x_eval) == np.asarray(y_eval)).mean())
@@ -186,15 +184,15 @@ class Classifier:
     return self._run(x, value_range)[1]
 
 
-# --- cache -------------------------------------------------------------------
+# --- cache --------------------------------------------------------------------
 
 _LOADED: dict[tuple, Classifier] = {}
 TRAINING_RUNS = {"count": 0}  # how many trainings this process has done
 
 
 def cache_dir() -> pathlib.Path:
-  return pathlib.Path(os.environ.get("GEN_JAX_CACHE",
-                                     pathlib.Path.home() / ".cache" / "gen_jax"))
+  default = pathlib.Path.home() / ".cache" / "gen_jax"
+  return pathlib.Path(os.environ.get("GEN_JAX_CACHE", default))
 
 
 def _cache_path(root: pathlib.Path, name: str, image_size: int) -> pathlib.Path:

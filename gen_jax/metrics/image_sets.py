@@ -36,10 +36,10 @@ def _as_2d(x, name: str) -> np.ndarray:
   return x
 
 
-# --- Frechet distance ----------------------------------------------------------
+# --- Frechet distance ---------------------------------------------------------
 
 def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
-  """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}) for (D,) means, (D, D) covs.
+  """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^{1/2}); (D,) means, (D, D) covs.
 
   tr (S1 S2)^{1/2} = tr (S1^{1/2} S2 S1^{1/2})^{1/2}, a symmetric PSD matrix,
   so both roots come from `eigh` (negative round-off eigenvalues clipped to 0):
@@ -66,7 +66,7 @@ def frechet_distance(x, y) -> float:
                                      y.mean(0), np.cov(y, rowvar=False))
 
 
-# --- KID -----------------------------------------------------------------------
+# --- KID ----------------------------------------------------------------------
 
 def polynomial_kernel(a, b) -> np.ndarray:
   """(N, M) cubic kernel (a . b / D + 1)^3 of (N, D) a and (M, D) b."""
@@ -76,7 +76,7 @@ def polynomial_kernel(a, b) -> np.ndarray:
 def mmd2_unbiased(x, y) -> float:
   """Unbiased MMD^2 estimate with `polynomial_kernel` (Binkowski et al. 2018).
 
-  (sum_{i != j} k(x_i, x_j)) / (m (m-1)) + (sum_{i != j} k(y_i, y_j)) / (n (n-1))
+  sum_{i != j} k(x_i, x_j) / (m (m-1)) + sum_{i != j} k(y_i, y_j) / (n (n-1))
   - 2 mean_{i, j} k(x_i, y_j).
   """
   x, y = _as_2d(x, "x"), _as_2d(y, "y")
@@ -108,7 +108,7 @@ def kernel_distance(x, y, *, num_subsets: int = 100, subset_size: int = 1000,
   return float(np.mean(values)), float(np.std(values))
 
 
-# --- improved precision and recall ---------------------------------------------
+# --- improved precision and recall --------------------------------------------
 
 def _sq_dist_blocks(a: np.ndarray, b: np.ndarray):
   """Yields (start, (rows, M) squared distances) over row blocks of a."""
@@ -152,7 +152,7 @@ def precision_recall(samples, real, k: int = 3) -> tuple[float, float]:
   return float(precision), float(recall)
 
 
-# --- NDB -----------------------------------------------------------------------
+# --- NDB ----------------------------------------------------------------------
 
 def two_proportion_z_test(p1, n1: int, p2, n2: int) -> np.ndarray:
   """Two-sided p-values of H0: p1 = p2 (pooled standard error)."""
@@ -166,7 +166,10 @@ def two_proportion_z_test(p1, n1: int, p2, n2: int) -> np.ndarray:
 
 def _jensen_shannon(p, q) -> float:
   m = 0.5 * (p + q)
-  kl = lambda a: float(np.sum(a[a > 0] * np.log(a[a > 0] / m[a > 0])))  # noqa: E731
+
+  def kl(a):
+    pos = a > 0
+    return float(np.sum(a[pos] * np.log(a[pos] / m[pos])))
   return 0.5 * (kl(p) + kl(q))
 
 
@@ -222,11 +225,12 @@ def ndb(samples, real, *, num_bins: int = 100, alpha: float = 0.05,
   p_values = two_proportion_z_test(p_real, len(real), p_gen, len(samples))
   different = p_values < alpha
   return {"ndb": int(different.sum()), "ndb_fraction": float(different.mean()),
-          "jsd": _jensen_shannon(p_real, p_gen), "different": different, "real_proportions": p_real,
-          "sample_proportions": p_gen, "p_values": p_values}
+          "jsd": _jensen_shannon(p_real, p_gen), "different": different,
+          "real_proportions": p_real, "sample_proportions": p_gen,
+          "p_values": p_values}
 
 
-# --- in the classifier's feature space -----------------------------------------
+# --- in the classifier's feature space ----------------------------------------
 
 def image_features(images, classifier: Classifier,
                    value_range=INPUT_RANGE) -> np.ndarray:
@@ -271,7 +275,8 @@ def image_metrics(samples, real, classifier: Classifier,
   precision, recall = precision_recall(f_gen, f_real, k)
   if ndb_on == "pixels":
     def flat(x, r):
-      return (np.asarray(x, np.float64).reshape(len(x), -1) - r[0]) / (r[1] - r[0])
+      x = np.asarray(x, np.float64).reshape(len(x), -1)
+      return (x - r[0]) / (r[1] - r[0])
     ndb_in = flat(samples, value_range), flat(real, real_value_range)
   else:
     ndb_in = f_gen, f_real

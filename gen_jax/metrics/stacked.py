@@ -24,7 +24,7 @@ def channel_labels(samples, classifier: Classifier,
 
 
 def mode_index(labels, num_classes: int = 10) -> np.ndarray:
-  """(N,) mode index sum_c labels[:, c] * num_classes^(C-1-c), e.g. 100a+10b+c."""
+  """(N,) index sum_c labels[:, c] num_classes^(C-1-c): 100 a + 10 b + c."""
   labels = np.asarray(labels, np.int64)
   weights = num_classes ** np.arange(labels.shape[1] - 1, -1, -1)
   return labels @ weights
