@@ -38,8 +38,7 @@ def test_smoke_run_writes_everything(tmp_path, name, arg):
             config.train.log_every))
   loss_key = "neg_elbo" if config.trainer == "vae" else "d_loss"
   assert all(loss_key in r for r in train_records)
-  if config.trainer == "vae" or config.model.arch == "mlp" and \
-      config.data.name != "swiss_roll":
+  if config.data.name != "swiss_roll":  # no metric is defined for it
     assert any(k.startswith("eval/") for k in final)
   assert os.path.exists(os.path.join(workdir, "samples",
                                      f"step_{config.train.num_steps:07d}.png"))
