@@ -55,6 +55,7 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict()
   c.mesh.shape = (-1,)
   c.mesh.axes = ("data",)
+  c.mesh.num_devices = 0          # 0: all devices; N: the first N (1 process)
 
   c.wandb = ml_collections.ConfigDict()
   c.wandb.mode = "offline"

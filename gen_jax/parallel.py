@@ -5,7 +5,7 @@ optimizer state are replicated; batches and the generator's noise are sharded
 along the `data` axis, so batch-norm statistics are over the global batch.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -16,11 +16,20 @@ from gen_jax.errors import ConfigError
 DATA = "data"
 
 
-def make_mesh(shape: Sequence[int] = (-1,),
-              axes: Sequence[str] = (DATA,)) -> Mesh:
-  """A mesh over all devices; one -1 in `shape` takes the remaining devices."""
+def make_mesh(shape: Sequence[int] = (-1,), axes: Sequence[str] = (DATA,),
+              num_devices: int = 0) -> Mesh:
+  """A mesh over all devices, or the first `num_devices` (single process only,
+  e.g. to check that results do not depend on the device count); one -1 in
+  `shape` takes the remaining devices."""
   shape = list(shape)
-  n = jax.device_count()
+  devices = jax.devices()
+  if num_devices:
+    if not 0 < num_devices <= len(devices) or jax.process_count() > 1:
+      raise ConfigError(
+          f"config.mesh.num_devices={num_devices} must be 0 (all devices) or "
+          f"at most the {len(devices)} devices of a single-process run")
+    devices = devices[:num_devices]
+  n = len(devices)
   if len(shape) != len(axes) or DATA not in axes:
     raise ConfigError(f"config.mesh.shape {tuple(shape)} and config.mesh.axes "
                       f"{tuple(axes)} must have the same length and include "
@@ -37,7 +46,8 @@ def make_mesh(shape: Sequence[int] = (-1,),
     raise ConfigError(f"config.mesh.shape {tuple(shape)} has "
                       f"{int(np.prod(shape))} devices, but there are {n}")
   return jax.make_mesh(tuple(shape), tuple(axes),
-                       axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
+                       axis_types=(jax.sharding.AxisType.Auto,) * len(axes),
+                       devices=devices)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -53,10 +63,13 @@ def data_parallel_size(mesh: Mesh) -> int:
   return mesh.shape[DATA]
 
 
-def check_batch_size(batch_size: int, mesh: Mesh, field: str) -> None:
-  """Stops before compiling if the global batch cannot be split evenly."""
+def check_batch_size(batch_size: int, mesh: Mesh, field: str,
+                     process_count: int | None = None) -> None:
+  """Stops before compiling if the global batch cannot be split evenly: each
+  process loads `batch_size / process_count` examples, and each device on the
+  data axis holds `batch_size / data_parallel_size`."""
   devices = data_parallel_size(mesh)
-  processes = jax.process_count()
+  processes = jax.process_count() if process_count is None else process_count
   unit = int(np.lcm(devices, processes))
   if batch_size % unit:
     lower = max(unit, batch_size // unit * unit)
@@ -64,6 +77,17 @@ def check_batch_size(batch_size: int, mesh: Mesh, field: str) -> None:
         f"{field}={batch_size} must be divisible by the {devices} devices on "
         f"the mesh's data axis and the {processes} process(es); try {lower} "
         f"or {lower + unit}")
+
+
+def jit_train_step(step: Callable, mesh: Mesh) -> Callable:
+  """Compiles `step(state, batch) -> (state, metrics)` for the mesh.
+
+  State and metrics are replicated; each batch array is (k, B, ...), the k
+  batches of one step (n_critic), sharded along B. The old state is donated.
+  """
+  rep = replicated(mesh)
+  return jax.jit(step, in_shardings=(rep, batch_sharding(mesh, 1)),
+                 out_shardings=(rep, rep), donate_argnums=0)
 
 
 def constrainer(mesh: Mesh):

@@ -67,7 +67,8 @@ class _Run:
     config_lib.validate(config)
     self.config = config
     self.workdir = workdir
-    self.mesh = parallel.make_mesh(config.mesh.shape, config.mesh.axes)
+    self.mesh = parallel.make_mesh(config.mesh.shape, config.mesh.axes,
+                                   config.mesh.num_devices)
     parallel.check_batch_size(config.data.batch_size, self.mesh,
                               "config.data.batch_size")
     self.dataset = data.get_dataset(config.data)
@@ -177,10 +178,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   else:
     state = init(key)
 
-  train_step = jax.jit(
-      trainer.train_step,
-      in_shardings=(run.replicated, parallel.batch_sharding(mesh, 1)),
-      out_shardings=(run.replicated, run.replicated), donate_argnums=0)
+  train_step = parallel.jit_train_step(trainer.train_step, mesh)
 
   def produce():
     local = _stack([next(stream) for _ in range(trainer.batches_per_step)])
