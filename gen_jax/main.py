@@ -90,20 +90,37 @@ def default_workdir(config_path: str) -> str:
   return os.path.join("runs", f"{name}-{suffix}")
 
 
+def cluster_detected(environ=os.environ) -> bool:
+  """Whether a cluster launched this process as one of several, so that
+  `jax.distributed.initialize()` can find its peers by itself: a Cloud TPU VM
+  (one process per host; on a single-host slice it finds just itself), GKE
+  TPU workers, or a Slurm job step with more than one task (one per GPU)."""
+  if environ.get("TPU_WORKER_HOSTNAMES") or environ.get(
+      "TPU_PROCESS_ADDRESSES"):
+    return True
+  if "SLURM_JOB_ID" in environ and int(environ.get("SLURM_NTASKS", "1")) > 1:
+    return True
+  # Set by `import jax` when libtpu and TPU chips are present.
+  from jax._src import cloud_tpu_init
+  return bool(getattr(cloud_tpu_init, "running_in_cloud_tpu_vm", False))
+
+
 def _initialize_distributed() -> None:
   """Explicit flags, or auto-detection on TPU VMs and Slurm."""
   import jax
-  if FLAGS.coordinator_address or FLAGS.num_processes:
-    if None in (FLAGS.coordinator_address, FLAGS.num_processes,
-                FLAGS.process_id):
+  explicit = (FLAGS.coordinator_address, FLAGS.num_processes,
+              FLAGS.process_id)
+  if any(v is not None for v in explicit):
+    if None in explicit:
       _fail("--coordinator_address, --num_processes and --process_id must be "
             "given together")
+    if not 0 <= FLAGS.process_id < FLAGS.num_processes:
+      _fail(f"--process_id={FLAGS.process_id} must be in [0, "
+            f"--num_processes={FLAGS.num_processes})")
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes,
                                process_id=FLAGS.process_id)
-  elif ("TPU_WORKER_HOSTNAMES" in os.environ
-        or "SLURM_JOB_ID" in os.environ and
-        int(os.environ.get("SLURM_NTASKS", "1")) > 1):
+  elif cluster_detected():
     jax.distributed.initialize()
 
 

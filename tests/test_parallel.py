@@ -9,22 +9,10 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from conftest import load_config
+from parity import TOLERANCE, norm, params, relative_difference
 from gen_jax import parallel, train
 from gen_jax.errors import ConfigError
 
-# Tolerance of the device-count comparison, relative to how far training
-# moved the parameters: ||theta_1dev - theta_8dev|| / ||theta_10 - theta_0||.
-# With 8 devices, sums over the batch (losses, gradients, batch-norm moments)
-# are reduced in a different order, so results differ at float32 rounding.
-# Adam divides each gradient by its running RMS, which turns rounding noise
-# in near-zero gradients into parameter noise of order lr, and a ReLU kink
-# crossed in one run and not the other changes a gradient discretely: an
-# element-wise 1e-7 bar is wrong. Measured over 10 steps (seed 0): DCGAN 5e-7,
-# VAE 2e-7; WGAN-GP 5e-3 (a kink crossing in the gradient penalty's double
-# backprop at step 6; other seeds 1e-6). Noise drawn per device instead of for
-# the global batch moves 0.26 (WGAN-GP) to 0.53 (DCGAN) of the distance, so
-# the bar sits 4x above the worst legitimate difference and 10x below it.
-TOLERANCE = 2e-2
 NUM_STEPS = 10
 MODELS = ("dcgan", "wgan_gp", "vae")
 
@@ -72,26 +60,6 @@ def train_steps(config, num_steps: int, wrong_noise: bool = False):
                                                        leading=1))
     history.append(jax.device_get(metrics))
   return initial, jax.device_get(state), history
-
-
-def params(state):
-  """The trained parameters (batch-norm running averages move by other
-  rules and at another scale, so they would blur the relative measure)."""
-  if hasattr(state, "g_params"):
-    return {"g": state.g_params, "d": state.d_params}
-  return state.params
-
-
-def norm(tree) -> float:
-  return float(np.sqrt(sum(np.sum(np.square(np.asarray(x, np.float64)))
-                           for x in jax.tree.leaves(tree))))
-
-
-def relative_difference(a, b, start) -> float:
-  """||a - b|| / ||a - start|| over the parameter pytrees."""
-  sub = lambda x, y: np.asarray(x, np.float64) - np.asarray(y, np.float64)
-  return (norm(jax.tree.map(sub, params(a), params(b)))
-          / norm(jax.tree.map(sub, params(a), params(start))))
 
 
 def compare_runs(name: str, wrong_noise: bool = False):

@@ -1,0 +1,143 @@
+"""Two processes x 4 CPU devices on localhost (jax.distributed, gloo CPU
+collectives), started through the CLI as on a pod, train like one process
+with 8 devices, share one workdir, and resume."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from conftest import REPO, load_config
+from parity import TOLERANCE, relative_difference
+from gen_jax import checkpoint, data, parallel, train, trainers
+from gen_jax.errors import UserError
+
+CONFIG = "gan_2d"   # an MLP generator with batch norm: global batch moments
+ARG = "ring,small"  # batch 16, checkpoints every 2 steps
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def launch(workdir, *flags, processes: int = 2, devices: int = 4):
+  """Runs `python -m gen_jax.main` as `processes` processes of `devices` CPU
+  devices each; returns their CompletedProcess-like results."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = " ".join(
+      [f for f in env.get("XLA_FLAGS", "").split()
+       if "xla_force_host_platform_device_count" not in f]
+      + [f"--xla_force_host_platform_device_count={devices}"])
+  env.update(JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+             PYTHONPATH=REPO + os.pathsep + env.get("PYTHONPATH", ""))
+  port = free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "gen_jax.main", f"--config=configs/{CONFIG}.py:"
+       f"{ARG}", f"--workdir={workdir}",
+       f"--coordinator_address=localhost:{port}",
+       f"--num_processes={processes}", f"--process_id={i}", *flags],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True) for i in range(processes)]
+  results = []
+  try:
+    for p in procs:
+      out, err = p.communicate(timeout=400)
+      results.append((p.returncode, out, err))
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for i, (code, _, err) in enumerate(results):
+    assert code == 0, f"process {i} failed:\n{err[-3000:]}"
+  return results
+
+
+def restore(workdir: str, step: int):
+  """(initial state, state at `step`) of a run's checkpoint, on 8 devices."""
+  config = load_config(CONFIG, ARG)
+  info = data.get_dataset(config.data).info
+  mesh = parallel.make_mesh()
+  trainer = trainers.create(config, info, parallel.constrainer(mesh))
+  rep = parallel.replicated(mesh)
+  key = jax.random.key(config.seed)
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep),
+      jax.eval_shape(trainer.init, key))
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
+  try:
+    state, _ = ckpt.restore(step, target)
+  finally:
+    ckpt.close()
+  return jax.device_get(trainer.init(key)), jax.device_get(state)
+
+
+def train_records(workdir) -> list[int]:
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line)["step"] for line in f
+            if "steps_per_sec" in line]
+
+
+def test_two_processes_train_like_one_and_resume(tmp_path):
+  reference = str(tmp_path / "one_process")
+  config = load_config(CONFIG, ARG)
+  config.train.num_steps = 8
+  train.train_and_evaluate(config, reference)
+
+  shared = str(tmp_path / "two_processes")
+  launch(shared, "--config.train.num_steps=4")
+  results = launch(shared, "--config.train.num_steps=6")   # resumes at 4
+
+  # Only process 0 writes metrics, samples and the final line; each process
+  # writes its data position into the shared checkpoint.
+  assert train_records(shared) == [2, 4, 6]
+  assert '"step": 6' in results[0][1] and '"step"' not in results[1][1]
+  assert sorted(os.listdir(os.path.join(shared, "samples"))) == [
+      "step_0000004.png", "step_0000006.png"]
+  assert sorted(f for f in os.listdir(os.path.join(
+      shared, "checkpoints", "6", "data")) if f.endswith(".json")) == [
+          "process_0-of-2.json", "process_1-of-2.json"]
+
+  start, expected = restore(reference, 6)
+  _, got = restore(shared, 6)
+  difference = relative_difference(expected, got, start)
+  print(f"2x4 vs 1x8 devices after 6 steps: relative parameter difference "
+        f"{difference:.3g}")
+  assert difference < TOLERANCE
+
+  # One process resumes the two processes' checkpoint (same data position).
+  config.train.num_steps = 8
+  train.train_and_evaluate(config, shared)
+  _, expected = restore(reference, 8)
+  _, got = restore(shared, 8)
+  assert relative_difference(expected, got, start) < TOLERANCE
+  assert train_records(shared) == [2, 4, 6, 8]
+
+
+def test_data_positions_are_per_process(tmp_path, monkeypatch):
+  """Each process restores its own position; another process count resumes
+  only from positions that agree."""
+  handler = checkpoint.ProcessJsonHandler()
+
+  def as_process(index, count):
+    monkeypatch.setattr(jax, "process_index", lambda: index)
+    monkeypatch.setattr(jax, "process_count", lambda: count)
+
+  for i in range(2):
+    as_process(i, 2)
+    handler.save(tmp_path, checkpoint.ProcessJsonSave({"batches": 10 + i}))
+  for i in range(2):
+    as_process(i, 2)
+    assert handler.restore(tmp_path) == {"batches": 10 + i}
+  as_process(0, 1)
+  with pytest.raises(UserError, match="resume with 2 processes, not 1"):
+    handler.restore(tmp_path)
+  as_process(1, 2)
+  handler.save(tmp_path, checkpoint.ProcessJsonSave({"batches": 10}))
+  as_process(0, 4)
+  assert handler.restore(tmp_path) == {"batches": 10}
