@@ -1,10 +1,9 @@
 """Checkpoints of the training state and the data stream's position.
 
-A thin wrapper over Orbax's `CheckpointManager` in `workdir/checkpoints` (a
-local path or `gs://...`): item `state` (the train-state pytree, restored with
-the shardings of a target; every process writes its shards) and item `data`
-(the input stream's JSON position), saved together at one step so that a
-resumed run continues with exactly the batches it would have seen.
+A thin wrapper over Orbax's `CheckpointManager` in `workdir/checkpoints`: item
+`state` (the train-state pytree, restored with the shardings of a target) and
+item `data` (the input stream's JSON position), saved together at one step so
+that a resumed run continues with exactly the batches it would have seen.
 
 The data position is per process: each process writes its own
 `data/process_I-of-N.json` (a file-backed pipeline's iterator state may differ
@@ -77,17 +76,10 @@ class ProcessJsonRestore(ocp.args.CheckpointArgs):
   pass
 
 
-def _path(directory: str) -> epath.Path:
-  """An absolute local path, or a `gs://` path unchanged."""
-  if "://" in directory:
-    return epath.Path(directory)
-  return epath.Path(os.path.abspath(directory))
-
-
 class Checkpointer:
 
   def __init__(self, directory: str, max_to_keep: int = 3):
-    self.directory = _path(directory)
+    self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,

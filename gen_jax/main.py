@@ -132,10 +132,19 @@ def main(argv: list[str]) -> None:
   if not FLAGS["verbosity"].present:  # Orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   workdir = FLAGS.workdir
-  if not workdir:
-    workdir = default_workdir(flags.FLAGS["config"].config_filename)
-    print(f"no --workdir given: writing to {workdir}", file=sys.stderr)
+  if workdir and "://" in workdir:
+    _fail(f"--workdir={workdir}: URLs are not supported; give a directory "
+          "that every host sees, e.g. a Cloud Storage FUSE mount "
+          "(tpu/setup.sh mounts gs://BUCKET at /gcs/BUCKET) or NFS")
   _initialize_distributed()
+  if not workdir:
+    import jax
+    if jax.process_count() > 1 and "WANDB_RUN_ID" not in os.environ:
+      _fail("--workdir is required with several processes: they must all "
+            "write to the same directory")
+    workdir = default_workdir(flags.FLAGS["config"].config_filename)
+    if jax.process_index() == 0:
+      print(f"no --workdir given: writing to {workdir}", file=sys.stderr)
   from gen_jax import train
   try:
     train.train_and_evaluate(FLAGS.config, workdir)

@@ -141,3 +141,49 @@ def test_data_positions_are_per_process(tmp_path, monkeypatch):
   handler.save(tmp_path, checkpoint.ProcessJsonSave({"batches": 10}))
   as_process(0, 4)
   assert handler.restore(tmp_path) == {"batches": 10}
+
+
+# -- the CLI's multi-process flags ---------------------------------------------
+
+@pytest.mark.parametrize("flags,message", [
+    (["--coordinator_address=localhost:1"], "must be given together"),
+    (["--coordinator_address=localhost:1", "--num_processes=2",
+      "--process_id=2"], "--process_id=2 must be in [0, --num_processes=2)"),
+    (["--workdir=gs://bucket/run"], "URLs are not supported"),
+])
+def test_bad_distributed_flags_get_one_line(tmp_path, flags, message):
+  from test_cli import run_cli
+  result = run_cli("--config=configs/gan_2d.py:ring,small",
+                   f"--workdir={tmp_path / 'run'}", *flags)
+  assert result.returncode == 2, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], result.stderr
+  assert not (tmp_path / "run").exists()
+
+
+def test_cluster_detection():
+  from gen_jax.main import cluster_detected
+  assert not cluster_detected({})  # this machine is no TPU VM
+  assert not cluster_detected({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"})
+  assert cluster_detected({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "16"})
+  assert cluster_detected({"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"})
+
+
+def test_nothing_starts_the_jax_backend_before_distributed_initialize():
+  """jax.distributed.initialize must come before any JAX computation; main.py
+  calls it after importing gen_jax and loading the config, so neither may
+  touch a device (a module-level jnp constant would)."""
+  code = (
+      "import glob, importlib, pkgutil, gen_jax\n"
+      "from jax._src import xla_bridge\n"
+      "from conftest import load_config\n"
+      "for m in pkgutil.walk_packages(gen_jax.__path__, 'gen_jax.'):\n"
+      "  importlib.import_module(m.name)\n"
+      "for p in glob.glob('configs/*.py'):\n"
+      "  load_config(p.split('/')[-1][:-3], 'small')\n"
+      "assert not xla_bridge.backends_are_initialized()\n")
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      [REPO, os.path.join(REPO, "tests"), os.environ.get("PYTHONPATH", "")]))
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
