@@ -1,17 +1,20 @@
-"""The device mesh and the shardings of state and batches.
+"""The device mesh, the shardings of state and batches, and multi-process
+checks.
 
 One way to parallelise: `jax.jit` over a `jax.make_mesh` mesh. Parameters and
 optimizer state are replicated; batches and the generator's noise are sharded
 along the `data` axis, so batch-norm statistics are over the global batch.
 """
 
+import os
 from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from gen_jax.errors import ConfigError
+from gen_jax.errors import ConfigError, UserError
 
 DATA = "data"
 
@@ -109,3 +112,30 @@ def global_batch(local: dict[str, np.ndarray], mesh: Mesh,
     shape[leading] *= jax.process_count()
     out[k] = jax.make_array_from_process_local_data(sharding, v, tuple(shape))
   return out
+
+
+def check_shared_directory(path: str) -> None:
+  """Stops every process with one line unless all of them see the files that
+  process 0 writes in `path`: checkpoints and the data positions in them are
+  written by every process into one directory, so a multi-host workdir must
+  be on a filesystem that all hosts share."""
+  if jax.process_count() == 1:
+    return
+  token = int(multihost_utils.broadcast_one_to_all(
+      np.int32(np.random.default_rng().integers(2**31 - 1))))
+  marker = os.path.join(path, f".shared_check_{token}")
+  if jax.process_index() == 0:
+    with open(marker, "w"):
+      pass
+  multihost_utils.sync_global_devices("gen_jax_shared_check_written")
+  sees = multihost_utils.process_allgather(np.int32(os.path.exists(marker)))
+  multihost_utils.sync_global_devices("gen_jax_shared_check_read")
+  if jax.process_index() == 0:
+    os.remove(marker)
+  blind = [i for i, seen in enumerate(np.asarray(sees)) if not seen]
+  if blind:
+    raise UserError(
+        f"workdir {path!r} is not shared: process(es) "
+        f"{', '.join(map(str, blind))} do not see what process 0 writes "
+        "there; give a directory on a filesystem that every host mounts "
+        "(NFS, Cloud Storage FUSE)")

@@ -160,6 +160,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """
   run = _Run(config, workdir)
   prepare_workdir(workdir, config)
+  parallel.check_shared_directory(workdir)
   trainer, mesh = run.trainer, run.mesh
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  config.train.keep_checkpoints)

@@ -187,3 +187,26 @@ def test_nothing_starts_the_jax_backend_before_distributed_initialize():
   result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_processes_that_do_not_share_the_workdir_stop(tmp_path):
+  """As on a pod whose --workdir is each host's local disk."""
+  port = free_port()
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "gen_jax.main",
+       f"--config=configs/{CONFIG}.py:{ARG}", f"--workdir={tmp_path / str(i)}",
+       f"--coordinator_address=localhost:{port}", "--num_processes=2",
+       f"--process_id={i}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True) for i in range(2)]
+  try:
+    results = [p.communicate(timeout=300) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for p, (_, err) in zip(procs, results):
+    assert p.returncode == 2, err[-2000:]
+    assert "is not shared: process(es) 1 do not see" in err.splitlines()[-1]
+  assert not (tmp_path / "0" / "checkpoints").exists()
