@@ -126,7 +126,7 @@ def gan_model(arch: str) -> ml_collections.ConfigDict:
   # dcgan: base widths (ngf, ndf) and the generator's 2x upsampling.
   m.g_width = 64
   m.d_width = 64
-  m.upsample = "conv_transpose"
+  m.upsample = "sub_pixel"
   # mlp: hidden layer widths.
   m.g_hidden = (400, 400, 400, 400)
   m.g_batch_norm = True
@@ -158,7 +158,7 @@ def vae_model(arch: str) -> ml_collections.ConfigDict:
   m.likelihood = "bernoulli"
   m.hidden = (500,)       # mlp
   m.width = 32            # conv
-  m.upsample = "conv_transpose"
+  m.upsample = "sub_pixel"
   return m
 
 
