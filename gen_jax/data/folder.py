@@ -48,13 +48,7 @@ def load_image(path: epath.Path, size: int) -> np.ndarray:
       # JPEG decodes straight to a reduced size that is still >= size on
       # both sides: large photos decode several times faster.
       img.draft("RGB", (size, size))
-      img = img.convert("RGB")
-      w, h = img.size
-      s = min(w, h)
-      left, top = (w - s) // 2, (h - s) // 2
-      img = img.resize((size, size), Image.BILINEAR,
-                       box=(left, top, left + s, top + s))
-      return np.asarray(img, np.uint8)
+      return images_lib.square_resize(img.convert("RGB"), size)
   except (OSError, ValueError, SyntaxError) as e:
     raise DataError(f"folder dataset: cannot read image {path}: {e}") from None
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grain
+from absl import flags
 import numpy as np
 
 from gen_jax.data.base import Batch, pad_batch
@@ -123,17 +124,27 @@ def _read(dataset: grain.MapDataset, options: LoaderOptions) -> grain.IterDatase
                            prefetch_buffer_size=options.prefetch)
   it = dataset.to_iter_dataset(read)
   if options.num_workers > 0:
+    # grain's workers read absl flags: outside `app.run` (scripts, tests)
+    # they would raise UnparsedFlagAccessError, so default them.
+    if not flags.FLAGS.is_parsed():
+      flags.FLAGS.mark_as_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(
         num_workers=options.num_workers))
   return it
 
 
 def _to_json(tree: Any) -> Any:
-  """grain states may hold bytes; JSON holds them as {'__b64__': str}."""
+  """grain states may hold bytes and int-keyed dicts; JSON holds neither.
+
+  bytes -> {'__b64__': str}; a dict with a non-str key -> {'__items__':
+  [[key, value], ...]}, so that `_from_json` gives back the same tree.
+  """
   if isinstance(tree, bytes):
     return {"__b64__": base64.b64encode(tree).decode("ascii")}
   if isinstance(tree, dict):
-    return {str(k): _to_json(v) for k, v in tree.items()}
+    if all(isinstance(k, str) for k in tree):
+      return {k: _to_json(v) for k, v in tree.items()}
+    return {"__items__": [[_to_json(k), _to_json(v)] for k, v in tree.items()]}
   if isinstance(tree, (list, tuple)):
     return [_to_json(v) for v in tree]
   if isinstance(tree, np.integer):
@@ -145,6 +156,8 @@ def _from_json(tree: Any) -> Any:
   if isinstance(tree, dict):
     if set(tree) == {"__b64__"}:
       return base64.b64decode(tree["__b64__"])
+    if set(tree) == {"__items__"}:
+      return {_from_json(k): _from_json(v) for k, v in tree["__items__"]}
     return {k: _from_json(v) for k, v in tree.items()}
   if isinstance(tree, list):
     return [_from_json(v) for v in tree]
