@@ -1,0 +1,32 @@
+r"""DCGAN (Radford et al. 2016): non-saturating loss, batch norm, Adam 2e-4.
+
+  python -m gen_jax.main --config=configs/dcgan.py:digits --workdir=runs/dcgan
+
+ARG: a dataset name (digits, stacked_digits, mnist, cifar10, ..., folder:PATH)
+and optionally `small` for a tiny, fast variant (tests).
+"""
+
+from gen_jax import config_lib
+
+RESOLUTION = {"mnist": 28, "fashion_mnist": 28, "stacked_mnist": 28,
+              "cifar10": 32, "celeb_a": 64}
+
+
+def get_config(arg=None):
+  dataset, small = config_lib.parse_arg(arg, "digits")
+  c = config_lib.base("gan", dataset)
+  c.data.image_size = RESOLUTION.get(dataset, 64 if dataset.startswith(
+      "folder:") else 16)
+  c.data.batch_size = 64
+
+  c.model = config_lib.gan_model("dcgan")
+  c.gan = config_lib.gan_defaults(loss="non_saturating", penalty="none")
+  c.optim = config_lib.two_adams(lr=2e-4, b1=0.5, b2=0.999)
+
+  c.train.num_steps = 4000
+  c.train.eval_every = 1000
+  c.train.checkpoint_every = 1000
+  c.train.num_eval_samples = 1000
+  if small:
+    config_lib.make_small(c)
+  return c

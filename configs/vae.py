@@ -1,0 +1,33 @@
+r"""VAE (Kingma & Welling 2014) with a Bernoulli likelihood on dynamically
+binarized images; an MLP encoder/decoder (784-500-20 in flax's example).
+
+  python -m gen_jax.main --config=configs/vae.py:digits --workdir=runs/vae
+
+ARG: a dataset name (digits, binarized_mnist, mnist, ...) and optionally
+`small` (tests). Held-out negative ELBO (nats) is reported as eval/neg_elbo.
+"""
+
+from gen_jax import config_lib
+
+RESOLUTION = {"mnist": 28, "binarized_mnist": 28, "fashion_mnist": 28}
+
+
+def get_config(arg=None):
+  dataset, small = config_lib.parse_arg(arg, "digits")
+  c = config_lib.base("vae", dataset)
+  c.data.image_size = RESOLUTION.get(dataset, 16)
+  c.data.value_range = (0.0, 1.0)
+  c.data.binarize = dataset != "binarized_mnist"
+  c.data.batch_size = 128
+
+  c.model = config_lib.vae_model("mlp")
+  c.optim = config_lib.one_adam(lr=1e-3)
+
+  c.train.num_steps = 3000
+  c.train.log_every = 100
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 1000
+  c.train.num_eval_samples = 64
+  if small:
+    config_lib.make_small(c)
+  return c

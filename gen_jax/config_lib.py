@@ -1,0 +1,189 @@
+"""Shared config defaults, the config argument syntax, and validation.
+
+Every `configs/NAME.py` builds on `base()` and is called as
+`--config=configs/NAME.py:ARG`, where ARG is a comma-separated list: a dataset
+name (`digits`, `mnist`, `folder:/path/to/images`, ...) and optionally `small`,
+which shrinks the model and run so that tests can run every config quickly.
+"""
+
+import ml_collections
+
+from gen_jax import elbo, losses, penalties
+from gen_jax.errors import ConfigError
+from gen_jax.logger import WANDB_MODES
+from gen_jax.models.layers import D_NORMS
+from gen_jax.models.upsample import UPSAMPLE_IMPLS
+
+TRAINERS = ("gan", "vae")
+ON_NONFINITE = ("stop", "skip")
+
+
+def parse_arg(arg: str | None, default_dataset: str) -> tuple[str, bool]:
+  """'digits,small' -> ('digits', True). The dataset may contain a colon."""
+  tokens = [t for t in (arg or "").split(",") if t]
+  small = "small" in tokens
+  names = [t for t in tokens if t != "small"]
+  if len(names) > 1:
+    raise ConfigError(f"config argument {arg!r} names more than one dataset: "
+                      f"{', '.join(names)}")
+  return (names[0] if names else default_dataset), small
+
+
+def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
+  """Fields every config has; the per-model configs fill in the rest."""
+  c = ml_collections.ConfigDict()
+  c.trainer = trainer
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = dataset
+  c.data.batch_size = 64          # global batch, over all devices/processes
+  c.data.image_size = 16
+  c.data.value_range = (-1.0, 1.0)
+  c.data.binarize = False
+  c.data.data_dir = ""            # '' = $TFDS_DATA_DIR or TFDS's default
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 1000
+  c.train.log_every = 50
+  c.train.eval_every = 500
+  c.train.checkpoint_every = 500
+  c.train.keep_checkpoints = 3
+  c.train.num_eval_samples = 2500   # samples for sample-quality metrics
+  c.train.on_nonfinite = "stop"
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.shape = (-1,)
+  c.mesh.axes = ("data",)
+
+  c.wandb = ml_collections.ConfigDict()
+  c.wandb.mode = "offline"
+  c.wandb.project = "gen_jax"
+  c.wandb.entity = ""
+  c.wandb.name = ""
+  c.wandb.group = ""
+  c.wandb.tags = ()
+  return c
+
+
+def _one_of(field: str, value, allowed) -> None:
+  if value not in allowed:
+    raise ConfigError(f"{field}={value!r} is not one of: "
+                      f"{', '.join(map(str, allowed))}")
+
+
+def _positive(field: str, value) -> None:
+  if not value > 0:
+    raise ConfigError(f"{field}={value!r} must be positive")
+
+
+def validate(config) -> None:
+  """Raises ConfigError naming the first bad field and what is allowed."""
+  from gen_jax import data
+  from gen_jax.trainers import gan, vae
+  _one_of("config.trainer", config.trainer, TRAINERS)
+  data.dataset_factory(config.data.name)  # raises on an unknown name
+  _positive("config.data.batch_size", config.data.batch_size)
+  for field in ("num_steps", "log_every", "eval_every", "checkpoint_every",
+                "keep_checkpoints", "num_eval_samples"):
+    _positive(f"config.train.{field}", config.train[field])
+  _one_of("config.train.on_nonfinite", config.train.on_nonfinite,
+          ON_NONFINITE)
+  _one_of("config.wandb.mode", config.wandb.mode, WANDB_MODES)
+  m = config.model
+  if config.trainer == "gan":
+    _one_of("config.model.arch", m.arch, gan.ARCHS)
+    losses.GAN_LOSSES.get(config.gan.loss)
+    penalties.PENALTIES.get(config.gan.penalty)
+    gan.NOISE.get(m.noise)
+    _one_of("config.model.d_norm", m.d_norm, D_NORMS)
+    _one_of("config.model.upsample", m.upsample, UPSAMPLE_IMPLS)
+    _positive("config.gan.n_critic", config.gan.n_critic)
+    _positive("config.model.noise_dim", m.noise_dim)
+    if not 0.0 <= config.gan.ema_decay < 1.0:
+      raise ConfigError(f"config.gan.ema_decay={config.gan.ema_decay!r} must "
+                        "be in [0, 1)")
+    if config.gan.penalty_weight < 0:
+      raise ConfigError(f"config.gan.penalty_weight="
+                        f"{config.gan.penalty_weight!r} must be >= 0")
+    for field in ("g_lr", "d_lr"):
+      _positive(f"config.optim.{field}", config.optim[field])
+  else:
+    _one_of("config.model.arch", m.arch, vae.ARCHS)
+    elbo.LIKELIHOODS.get(m.likelihood)
+    _one_of("config.model.upsample", m.upsample, UPSAMPLE_IMPLS)
+    _positive("config.model.latent_dim", m.latent_dim)
+    _positive("config.optim.lr", config.optim.lr)
+
+
+def gan_model(arch: str) -> ml_collections.ConfigDict:
+  """Generator and critic architecture fields of the GAN trainer."""
+  m = ml_collections.ConfigDict()
+  m.arch = arch
+  m.noise_dim = 100
+  m.noise = "normal"
+  m.d_norm = "batch" if arch == "dcgan" else "none"
+  # dcgan: base widths (ngf, ndf) and the generator's 2x upsampling.
+  m.g_width = 64
+  m.d_width = 64
+  m.upsample = "conv_transpose"
+  # mlp: hidden layer widths.
+  m.g_hidden = (400, 400, 400, 400)
+  m.g_batch_norm = True
+  m.d_hidden = (200, 200, 200)
+  return m
+
+
+def gan_defaults(loss: str, penalty: str) -> ml_collections.ConfigDict:
+  g = ml_collections.ConfigDict()
+  g.loss = loss
+  g.penalty = penalty
+  g.penalty_weight = 0.0 if penalty == "none" else 10.0
+  g.n_critic = 1
+  g.ema_decay = 0.0
+  return g
+
+
+def two_adams(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
+  o = ml_collections.ConfigDict()
+  o.g_lr, o.g_b1, o.g_b2 = lr, b1, b2
+  o.d_lr, o.d_b1, o.d_b2 = lr, b1, b2
+  return o
+
+
+def vae_model(arch: str) -> ml_collections.ConfigDict:
+  m = ml_collections.ConfigDict()
+  m.arch = arch
+  m.latent_dim = 20
+  m.likelihood = "bernoulli"
+  m.hidden = (500,)       # mlp
+  m.width = 32            # conv
+  m.upsample = "conv_transpose"
+  return m
+
+
+def one_adam(lr: float) -> ml_collections.ConfigDict:
+  o = ml_collections.ConfigDict()
+  o.lr, o.b1, o.b2 = lr, 0.9, 0.999
+  return o
+
+
+def make_small(c: ml_collections.ConfigDict) -> None:
+  """A tiny model and a few steps: every config runs in seconds (tests)."""
+  c.data.batch_size = 16
+  c.train.num_steps = 4
+  c.train.log_every = 2
+  c.train.eval_every = 4
+  c.train.checkpoint_every = 2
+  c.train.num_eval_samples = 64
+  c.wandb.mode = "disabled"
+  m = c.model
+  if c.trainer == "gan":
+    m.g_width = m.d_width = 8
+    m.g_hidden = (16, 16)
+    m.d_hidden = (16, 16)
+    m.noise_dim = min(m.noise_dim, 16)
+  else:
+    m.hidden = (32,)
+    m.width = 8
+    m.latent_dim = 4

@@ -1,0 +1,140 @@
+"""Metrics to `workdir/metrics.jsonl` and to Weights & Biases, on process 0.
+
+wandb runs offline by default with its files inside the workdir
+(`workdir/wandb/`); `config.wandb.mode` picks offline/online/disabled and the
+environment variable WANDB_MODE wins over it. A logging failure never stops
+training: wandb problems turn into one warning and wandb is switched off.
+"""
+
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+def flat_config(config) -> dict[str, Any]:
+  """{'gan.loss': 'hinge', ...}: dotted paths, as sweeps name parameters."""
+  out = {}
+
+  def walk(prefix, node):
+    for k, v in node.items():
+      path = f"{prefix}{k}"
+      if hasattr(v, "items"):
+        walk(path + ".", v)
+      else:
+        out[path] = list(v) if isinstance(v, tuple) else v
+  walk("", config)
+  return out
+
+
+def _jsonable(v):
+  if isinstance(v, (np.generic, np.ndarray)):
+    return v.item() if np.ndim(v) == 0 else v.tolist()
+  return v
+
+
+def _truncate_after(path: str, step: int) -> None:
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = f.readlines()
+  keep = []
+  for line in lines:
+    try:
+      if json.loads(line)["step"] <= step:
+        keep.append(line)
+    except (ValueError, KeyError, TypeError):
+      pass  # a line cut short by a kill
+  if len(keep) != len(lines):
+    with open(path + ".tmp", "w") as f:
+      f.writelines(keep)
+    os.replace(path + ".tmp", path)
+
+
+def wandb_mode(config) -> str:
+  return os.environ.get("WANDB_MODE") or config.wandb.mode
+
+
+class MetricLogger:
+  """Writes one JSON object per `write` call; images to PNG files and wandb."""
+
+  def __init__(self, workdir: str, config, is_main: bool, start_step: int = 0):
+    """`start_step`: the step the run starts or resumes from; records of
+    later steps (written after the checkpoint it resumes from) are dropped, so
+    that metrics.jsonl reads as if the run had never been interrupted."""
+    self.workdir = workdir
+    self.is_main = is_main
+    self._wandb = None
+    if not is_main:
+      return
+    path = os.path.join(workdir, "metrics.jsonl")
+    _truncate_after(path, start_step)
+    self._file = open(path, "a")
+    mode = wandb_mode(config)
+    if mode != "disabled":
+      self._wandb = self._start_wandb(config, mode)
+
+  def _start_wandb(self, config, mode):
+    try:
+      import wandb
+      id_file = os.path.join(self.workdir, "wandb_id.txt")
+      if os.path.exists(id_file):
+        run_id = open(id_file).read().strip()
+      else:
+        run_id = os.environ.get("WANDB_RUN_ID") or wandb.util.generate_id()
+        with open(id_file, "w") as f:
+          f.write(run_id)
+      w = config.wandb
+      return wandb.init(
+          project=w.project, entity=w.entity or None,
+          name=w.name or os.path.basename(os.path.abspath(self.workdir)),
+          group=w.group or None, tags=list(w.tags) or None,
+          dir=self.workdir, id=run_id, resume="allow", mode=mode,
+          config=flat_config(config), settings=wandb.Settings(
+              silent=True, console="off"))
+    except Exception as e:  # noqa: BLE001 -- logging must never stop training
+      print(f"warning: wandb could not start ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}); continuing with "
+            "metrics.jsonl only", file=sys.stderr)
+      return None
+
+  def write(self, step: int, metrics: dict[str, Any]) -> None:
+    if not self.is_main:
+      return
+    record = {"step": int(step), **{k: _jsonable(v) for k, v in
+                                    metrics.items()}}
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    if self._wandb is not None:
+      self._wandb_call(lambda: self._wandb.log(metrics, step=step))
+
+  def images(self, step: int, images: dict[str, np.ndarray]) -> None:
+    if self._wandb is None:
+      return
+    import wandb
+    self._wandb_call(lambda: self._wandb.log(
+        {k: wandb.Image(v) for k, v in images.items()}, step=step))
+
+  def summary(self, metrics: dict[str, Any]) -> None:
+    if self._wandb is not None:
+      self._wandb_call(lambda: self._wandb.summary.update(
+          {k: _jsonable(v) for k, v in metrics.items()}))
+
+  def _wandb_call(self, fn) -> None:
+    try:
+      fn()
+    except Exception as e:  # noqa: BLE001
+      print(f"warning: wandb logging failed ({type(e).__name__}); "
+            "continuing with metrics.jsonl only", file=sys.stderr)
+      self._wandb = None
+
+  def close(self) -> None:
+    if not self.is_main:
+      return
+    self._file.close()
+    if self._wandb is not None:
+      self._wandb_call(self._wandb.finish)

@@ -1,0 +1,81 @@
+"""GAN loss formulations, one pair of pure functions each, picked by name.
+
+Every entry of `GAN_LOSSES` is a `GanLoss(discriminator, generator)`:
+`discriminator(real_logits, fake_logits) -> scalar` and
+`generator(fake_logits) -> scalar`, where logits are the discriminator's raw
+outputs of shape (B,) or (B, 1). Formulas follow Lucic et al. 2018, "Are GANs
+Created Equal?", Table 1, and compare_gan's `loss_lib.py`.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from gen_jax.registry import Registry
+
+
+class GanLoss(NamedTuple):
+  discriminator: Callable[[jax.Array, jax.Array], jax.Array]
+  generator: Callable[[jax.Array], jax.Array]
+
+
+GAN_LOSSES: Registry[GanLoss] = Registry("config.gan.loss")
+
+
+def _d_cross_entropy(real_logits, fake_logits, real_target=1.0):
+  """-E[t log D(x) + (1 - t) log(1 - D(x))] - E[log(1 - D(G(z)))].
+
+  `real_target` < 1 is one-sided label smoothing (Salimans et al. 2016).
+  """
+  real = (real_target * jax.nn.softplus(-real_logits)
+          + (1.0 - real_target) * jax.nn.softplus(real_logits))
+  return jnp.mean(real) + jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def minimax_generator(fake_logits):
+  """E[log(1 - D(G(z)))]: Goodfellow et al. 2014's saturating objective."""
+  return -jnp.mean(jax.nn.softplus(fake_logits))
+
+
+def non_saturating_generator(fake_logits):
+  """-E[log D(G(z))]."""
+  return jnp.mean(jax.nn.softplus(-fake_logits))
+
+
+def wasserstein_discriminator(real_logits, fake_logits):
+  """E[D(G(z))] - E[D(x)] (Arjovsky et al. 2017)."""
+  return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def wasserstein_generator(fake_logits):
+  """-E[D(G(z))]."""
+  return -jnp.mean(fake_logits)
+
+
+def hinge_discriminator(real_logits, fake_logits):
+  """E[relu(1 - D(x))] + E[relu(1 + D(G(z)))] (Lim & Ye 2017)."""
+  return (jnp.mean(jax.nn.relu(1.0 - real_logits))
+          + jnp.mean(jax.nn.relu(1.0 + fake_logits)))
+
+
+def least_squares_discriminator(real_logits, fake_logits):
+  """E[(D(x) - 1)^2] + E[D(G(z))^2] (Mao et al. 2017, a=0, b=c=1), halved."""
+  return 0.5 * (jnp.mean(jnp.square(real_logits - 1.0))
+                + jnp.mean(jnp.square(fake_logits)))
+
+
+def least_squares_generator(fake_logits):
+  """E[(D(G(z)) - 1)^2], halved."""
+  return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
+
+
+GAN_LOSSES.add("minimax", GanLoss(_d_cross_entropy, minimax_generator))
+GAN_LOSSES.add("non_saturating",
+               GanLoss(_d_cross_entropy, non_saturating_generator))
+GAN_LOSSES.add("wasserstein",
+               GanLoss(wasserstein_discriminator, wasserstein_generator))
+GAN_LOSSES.add("hinge", GanLoss(hinge_discriminator, wasserstein_generator))
+GAN_LOSSES.add("least_squares",
+               GanLoss(least_squares_discriminator, least_squares_generator))

@@ -1,0 +1,98 @@
+"""Command line: `python -m gen_jax.main --config=configs/NAME.py:ARG --workdir=DIR`.
+
+Override any config field with `--config.FIELD=VALUE` (e.g.
+`--config.train.num_steps=3000 --config.gan.loss=hinge`). Running the same
+command again in the same workdir resumes from its latest checkpoint. Bad input
+is reported in one line on stderr with exit code 2.
+"""
+
+import datetime
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gen_jax.errors import UserError
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config", None, "Config file and argument, e.g. configs/dcgan.py:digits.",
+    lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and "
+                    "samples. Default: runs/<config>-<wandb run id or time>.")
+flags.DEFINE_string("coordinator_address", None,
+                    "host:port of process 0, for multi-process runs.")
+flags.DEFINE_integer("num_processes", None, "Number of processes.")
+flags.DEFINE_integer("process_id", None, "This process's index.")
+
+
+def _fail(message: str, code: int = 2):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(code)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's parser, with one-line errors instead of usage dumps."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e).splitlines()[0])
+  except UserError as e:  # raised by a config file's get_config
+    _fail(str(e), e.exit_code)
+  except (ValueError, TypeError, KeyError, AttributeError) as e:
+    _fail(f"bad --config: {str(e).splitlines()[0] if str(e) else e!r}")
+
+
+def default_workdir(config_path: str) -> str:
+  """runs/<config name>-<W&B run id, or the time>, for runs started without
+  --workdir (as a W&B sweep agent may start them)."""
+  name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
+  suffix = (os.environ.get("WANDB_RUN_ID")
+            or datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+  return os.path.join("runs", f"{name}-{suffix}")
+
+
+def _initialize_distributed() -> None:
+  """Explicit flags, or auto-detection on TPU VMs and Slurm."""
+  import jax
+  if FLAGS.coordinator_address or FLAGS.num_processes:
+    if None in (FLAGS.coordinator_address, FLAGS.num_processes,
+                FLAGS.process_id):
+      _fail("--coordinator_address, --num_processes and --process_id must be "
+            "given together")
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes,
+                               process_id=FLAGS.process_id)
+  elif ("TPU_WORKER_HOSTNAMES" in os.environ
+        or "SLURM_JOB_ID" in os.environ and
+        int(os.environ.get("SLURM_NTASKS", "1")) > 1):
+    jax.distributed.initialize()
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if FLAGS.config is None:
+    _fail("--config is required, e.g. --config=configs/dcgan.py:digits")
+  if not FLAGS["verbosity"].present:  # Orbax logs every save at INFO
+    logging.set_verbosity(logging.WARNING)
+  workdir = FLAGS.workdir
+  if not workdir:
+    workdir = default_workdir(flags.FLAGS["config"].config_filename)
+    print(f"no --workdir given: writing to {workdir}", file=sys.stderr)
+  _initialize_distributed()
+  from gen_jax import train
+  try:
+    train.train_and_evaluate(FLAGS.config, workdir)
+  except UserError as e:
+    _fail(str(e), e.exit_code)
+
+
+def run() -> None:
+  """Console-script entry point (`gen-jax`)."""
+  app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,82 @@
+"""DCGAN generator and discriminator for 16, 28, 32 and 64 px images.
+
+Radford et al. 2016, as in the PyTorch DCGAN example: the generator projects
+z to a 4x4 (7x7 for 28 px) map with width `g_width * 2^(n-1)` and doubles the
+resolution n times, halving the width, with batch norm and ReLU, ending in
+tanh; the discriminator mirrors it with 4x4 stride-2 convolutions, LeakyReLU
+0.2 and normalisation after all but the first layer. Weights ~ N(0, 0.02).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gen_jax.models.layers import normalized
+from gen_jax.models.upsample import UpConv2x
+
+RESOLUTIONS = (16, 28, 32, 64)
+_INIT = nn.initializers.normal(0.02)
+
+
+def num_doublings(resolution: int) -> tuple[int, int]:
+  """(base size, number of 2x steps) with base * 2^n = resolution."""
+  if resolution not in RESOLUTIONS:
+    raise ValueError(f"DCGAN resolution {resolution} is not one of "
+                     f"{RESOLUTIONS}")
+  base = 7 if resolution == 28 else 4
+  return base, int(round(math.log2(resolution // base)))
+
+
+class Generator(nn.Module):
+  """z (B, noise_dim) -> images (B, resolution, resolution, channels) in
+  [-1, 1] (tanh), or raw values if `output_activation` is 'none'."""
+  resolution: int
+  channels: int
+  width: int = 64
+  upsample: str = "conv_transpose"
+  output_activation: str = "tanh"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    base, n = num_doublings(self.resolution)
+    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                              dtype=self.dtype)
+    width = self.width * 2 ** (n - 1)
+    # A 4x4 transposed convolution of a 1x1 input is a dense layer.
+    x = nn.Dense(base * base * width, use_bias=False, kernel_init=_INIT,
+                 dtype=self.dtype)(z)
+    x = nn.relu(bn()(x.reshape(z.shape[0], base, base, width)))
+    for i in range(n - 1):
+      width //= 2
+      x = UpConv2x(width, self.upsample, use_bias=False,
+                   name=f"up{i}")(x.astype(self.dtype))
+      x = nn.relu(bn()(x))
+    x = UpConv2x(self.channels, self.upsample, name=f"up{n - 1}")(x)
+    x = x.astype(jnp.float32)
+    return jnp.tanh(x) if self.output_activation == "tanh" else x
+
+
+class Discriminator(nn.Module):
+  """images (B, H, W, C) -> logits (B,)."""
+  width: int = 64
+  norm: str = "batch"
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    _, n = num_doublings(x.shape[1])
+    width = self.width
+    x = x.astype(self.dtype)
+    for i in range(n):
+      conv = nn.Conv(width, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                     use_bias=False, kernel_init=_INIT, dtype=self.dtype)
+      x = nn.leaky_relu(normalized(conv, x, self.norm, train,
+                                   normalize_output=i > 0), 0.2)
+      width *= 2
+    x = x.reshape(x.shape[0], -1)
+    out = nn.Dense(1, kernel_init=_INIT, dtype=self.dtype)
+    x = normalized(out, x, self.norm, train, normalize_output=False)
+    return x[:, 0].astype(jnp.float32)

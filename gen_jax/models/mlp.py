@@ -1,0 +1,39 @@
+"""MLP generator and discriminator for low-dimensional (2D) data."""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+
+from gen_jax.models.layers import normalized
+
+
+class Generator(nn.Module):
+  """z (B, noise_dim) -> points (B, out_dim); ReLU hidden layers, optionally
+  batch-normalised (PacGAN's 2D generator: 4 x 400 with batch norm)."""
+  out_dim: int = 2
+  hidden: Sequence[int] = (400, 400, 400, 400)
+  batch_norm: bool = True
+
+  @nn.compact
+  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+    x = z
+    for width in self.hidden:
+      x = nn.Dense(width)(x)
+      if self.batch_norm:
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+      x = nn.relu(x)
+    return nn.Dense(self.out_dim)(x)
+
+
+class Discriminator(nn.Module):
+  """points (B, D) -> logits (B,); LeakyReLU hidden layers."""
+  hidden: Sequence[int] = (200, 200, 200)
+  norm: str = "none"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    for width in self.hidden:
+      x = nn.leaky_relu(normalized(nn.Dense(width), x, self.norm, train), 0.2)
+    out = normalized(nn.Dense(1), x, self.norm, train, normalize_output=False)
+    return out[:, 0]
