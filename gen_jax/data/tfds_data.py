@@ -18,7 +18,9 @@ Data are read from an array_record copy prepared once with
 `tfds.data_source` into a grain pipeline (`pipeline.py`).
 """
 
+import contextlib
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -78,12 +80,39 @@ def prepare_command(name: str, data_dir: str) -> str:
   return f"python -m gen_jax.prepare_data {name} --data_dir={data_dir}"
 
 
+class _DropNoInfoWarnings(logging.Filter):
+  """Drops TFDS's "Variant folder ... has no dataset_info.json" warnings.
+
+  TFDS logs one per lookup of an unprepared (or mocked) dataset; the
+  DataError says the same in one line.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "has no dataset_info.json" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+  log = logging.getLogger("absl")
+  drop = _DropNoInfoWarnings()
+  log.addFilter(drop)
+  try:
+    yield
+  finally:
+    log.removeFilter(drop)
+
+
 def open_split(name: str, split: str, data_dir: str):
   """The `tfds.data_source` of `split` of dataset `name`, or a DataError.
 
   The error is one line naming the dataset, the directory searched and the
   command that prepares it.
   """
+  with _quiet_tfds():
+    return _open_split(name, split, data_dir)
+
+
+def _open_split(name: str, split: str, data_dir: str):
   tfds_name = SPECS[name].tfds_name
   try:
     return tfds.data_source(tfds_name, split=split, data_dir=data_dir,
