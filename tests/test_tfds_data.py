@@ -77,17 +77,24 @@ def test_batches_have_the_promised_shape_dtype_and_range(mocked, name):
   assert "tensorflow" not in sys.modules
 
 
-@pytest.mark.parametrize("size", [16, 28, 32])
-def test_pixels_are_the_tfds_images_resized_and_scaled(mocked, size):
-  ds = data.get_dataset(data_config("mnist", image_size=size))
+@pytest.mark.parametrize("name,size", [("mnist", 16), ("mnist", 28),
+                                       ("mnist", 32), ("celeb_a", 32)])
+def test_pixels_are_the_tfds_images_resized_and_scaled(mocked, name, size):
+  ds = data.get_dataset(data_config(name, image_size=size))
   x = next(ds.eval_batches(local_batch_size=4, process_index=0,
                            process_count=1))["x"]
-  source = tfds.data_source("mnist", split="test")
+  source = tfds.data_source(name, split="test")
   for i in range(4):
-    raw = source[i]["image"][..., 0].astype(np.float32) / 255
-    expected = np.asarray(Image.fromarray(raw, mode="F").resize(
-        (size, size), Image.BILINEAR))
-    np.testing.assert_allclose(x[i, ..., 0], 2 * expected - 1, atol=1e-5)
+    raw = source[i]["image"]
+    if name == "celeb_a":  # 218x178: centre 178x178 square, resized in uint8
+      square = Image.fromarray(raw[20:198]).resize((size, size),
+                                                   Image.BILINEAR)
+      expected = np.asarray(square, np.float32) / 255
+    else:
+      expected = np.asarray(Image.fromarray(
+          raw[..., 0].astype(np.float32) / 255, mode="F").resize(
+              (size, size), Image.BILINEAR))[..., None]
+    np.testing.assert_allclose(x[i], 2 * expected - 1, atol=1e-5)
 
 
 def test_binarize_gives_two_values_drawn_per_batch(mocked):

@@ -59,8 +59,9 @@ def square_resize(image: Image.Image, size: int) -> np.ndarray:
   w, h = image.size
   s = min(w, h)
   left, top = (w - s) // 2, (h - s) // 2
-  return np.asarray(image.resize((size, size), Image.BILINEAR,
-                                 box=(left, top, left + s, top + s)))
+  # crop, then resize: resize(box=...) would blend in pixels outside the box.
+  square = image.crop((left, top, left + s, top + s))
+  return np.asarray(square.resize((size, size), Image.BILINEAR))
 
 
 def to_value_range(unit: np.ndarray, value_range) -> np.ndarray:
