@@ -77,6 +77,20 @@ class _Run:
     self.is_main = jax.process_index() == 0
     self.replicated = parallel.replicated(self.mesh)
 
+  def reference(self, n: int) -> np.ndarray:
+    """Up to n held-out examples (all processes read the whole split)."""
+    if not hasattr(self, "_reference"):
+      parts, count = [], 0
+      for batch in self.dataset.eval_batches(local_batch_size=min(n, 1000),
+                                             process_index=0, process_count=1):
+        x = batch["x"][batch["mask"] > 0]
+        parts.append(x)
+        count += len(x)
+        if count >= n:
+          break
+      self._reference = np.concatenate(parts)[:n]
+    return self._reference
+
   def stream(self):
     return self.dataset.train_stream(
         seed=self.config.seed,
@@ -103,7 +117,8 @@ def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
   sample = jax.jit(trainer.sample, static_argnums=2,
                    out_shardings=run.replicated)
   samples = np.asarray(sample(state, key, n))[:config.train.num_eval_samples]
-  metrics = trainer.eval_metrics(samples)
+  real = run.reference(config.train.num_eval_samples)
+  metrics = trainer.eval_metrics(samples, real)
   if hasattr(trainer, "eval_batch"):
     metrics.update(_held_out(run, state))
   metrics = {f"eval/{k}": v for k, v in metrics.items()}
@@ -112,8 +127,6 @@ def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
       picture = plots.image_grid(samples[:GRID_SIZE], info.value_range,
                                  scale=max(1, 128 // info.example_shape[0]))
     else:
-      real = next(iter(run.dataset.eval_batches(
-          local_batch_size=2500, process_index=0, process_count=1)))["x"]
       title = ", ".join(f"{k[5:]} {v:.3g}" for k, v in metrics.items())
       picture = plots.scatter(samples, real, info.extras.get("modes"),
                               title=f"step {step}  {title}")

@@ -195,11 +195,29 @@ class GanTrainer:
                          train=False)
     return x
 
-  def eval_metrics(self, samples: np.ndarray) -> dict[str, float]:
-    """Sample-quality metrics that this dataset supports (host side)."""
-    if "modes" in self.info.extras:
-      from gen_jax.metrics.mixture import mixture_metrics
-      m = mixture_metrics(samples, self.info.extras["modes"],
-                          self.info.extras["mode_std"])
+  def eval_metrics(self, samples: np.ndarray,
+                   real: np.ndarray) -> dict[str, float]:
+    """Sample-quality metrics that this dataset supports (host side).
+
+    2D mixtures: modes captured, % high quality, reverse KL. Images with a
+    digit classifier (`info.extras['classifier']`): domain FID, KID,
+    precision/recall and NDB against `real`, and for stacked digits the modes
+    covered out of 1000 and the KL to uniform.
+    """
+    from gen_jax import metrics
+    extras = self.info.extras
+    if "modes" in extras:
+      m = metrics.mixture_metrics(samples, extras["modes"], extras["mode_std"])
       return {k: float(m[k]) for k in ("modes", "hq", "reverse_kl")}
-    return {}
+    if "classifier" not in extras:
+      return {}
+    classifier = metrics.get_classifier(extras["classifier"],
+                                        self.info.example_shape[0])
+    vr = self.info.value_range
+    out = metrics.image_metrics(
+        samples, real, classifier, vr, kid_subset_size=min(1000, len(real)),
+        ndb_bins=max(2, min(100, len(real) // 20)))
+    if extras.get("num_modes") == 1000:
+      m = metrics.stacked_mode_metrics(samples, classifier, vr)
+      out.update(modes=m["modes"], kl=m["kl"])
+    return {k: float(v) for k, v in out.items()}
