@@ -12,6 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from conftest import load_config
 from gen_jax import data
 from gen_jax.data import images, tfds_data
 from gen_jax.data.testing import mock_tfds
@@ -225,19 +226,11 @@ def test_batched_resize_matches_pil_bilinear(shape, size):
   np.testing.assert_allclose(images.resize(x, size), expected, atol=1e-5)
 
 
-def _load_config(path, arg):
-  spec = importlib.util.spec_from_file_location("config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
-
-
 @pytest.mark.parametrize("config,arg", [("dcgan", "mnist,small"),
                                         ("vae", "binarized_mnist,small")])
 def test_training_runs_on_mock_tfds(mocked, tmp_path, config, arg):
   from gen_jax import train
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  c = _load_config(os.path.join(root, "configs", f"{config}.py"), arg)
+  c = load_config(config, arg)
   final = train.train_and_evaluate(c, str(tmp_path))
   assert final["step"] == c.train.num_steps
   assert all(np.isfinite(v) for v in final.values())
