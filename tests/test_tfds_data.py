@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 
 import ml_collections
@@ -12,7 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import load_config
+from conftest import REPO, load_config
 from gen_jax import data
 from gen_jax.data import images, tfds_data
 from gen_jax.data.testing import mock_tfds
@@ -235,3 +236,16 @@ def test_training_runs_on_mock_tfds(mocked, tmp_path, config, arg):
   assert final["step"] == c.train.num_steps
   assert all(np.isfinite(v) for v in final.values())
   assert "tensorflow" not in sys.modules
+
+
+def test_cli_reports_unprepared_dataset_in_one_line_exit_2(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "gen_jax.main",
+       "--config=configs/dcgan.py:mnist,small", f"--workdir={tmp_path}/run",
+       f"--config.data.data_dir={tmp_path}"],
+      capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert result.returncode == 2, result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert lines == [f"error: dataset 'mnist' (TFDS mnist 3.0.1) is not prepared "
+                   f"in {tmp_path}; prepare it with: python -m "
+                   f"gen_jax.prepare_data mnist --data_dir={tmp_path}"]
