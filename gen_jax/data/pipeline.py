@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grain
-from absl import flags
 import numpy as np
+from absl import flags
 
 from gen_jax.data.base import Batch, pad_batch
 from gen_jax.errors import DataError
