@@ -42,6 +42,9 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   c.data.value_range = (-1.0, 1.0)
   c.data.binarize = False
   c.data.data_dir = ""            # '' = $TFDS_DATA_DIR or TFDS's default
+  c.data.num_threads = 4          # TFDS/folder: batches decoded concurrently
+  c.data.prefetch = 8             # TFDS/folder: decoded batches kept ready
+  c.data.num_workers = 0          # TFDS/folder: grain worker processes
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1000
