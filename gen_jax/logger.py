@@ -9,6 +9,7 @@ training: wandb problems turn into one warning and wandb is switched off.
 import json
 import os
 import sys
+import uuid
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,7 @@ class MetricLogger:
       if os.path.exists(id_file):
         run_id = open(id_file).read().strip()
       else:
-        run_id = os.environ.get("WANDB_RUN_ID") or wandb.util.generate_id()
+        run_id = os.environ.get("WANDB_RUN_ID") or uuid.uuid4().hex[:8]
         with open(id_file, "w") as f:
           f.write(run_id)
       w = config.wandb

@@ -68,3 +68,13 @@ def test_vae_held_out_elbo_is_reported(tmp_path):
   final = train.train_and_evaluate(config, str(tmp_path))
   assert final["eval/neg_elbo"] == pytest.approx(
       final["eval/recon"] + final["eval/kl"], rel=1e-5)
+
+
+def test_wandb_offline_run_files_live_in_the_workdir(tmp_path, monkeypatch):
+  monkeypatch.setenv("WANDB_MODE", "offline")
+  config = load_config("gan_2d", "ring,small")
+  config.wandb.mode = "offline"
+  train.train_and_evaluate(config, str(tmp_path))
+  runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+  assert len(runs) == 1
+  assert glob.glob(os.path.join(runs[0], "*.wandb"))
