@@ -11,6 +11,8 @@ into one warning and wandb is switched off.
 
 import json
 import os
+import secrets
+import string
 import sys
 from typing import Any
 
@@ -73,6 +75,12 @@ def write_json(path: str, obj: dict[str, Any]) -> None:
   os.replace(path + ".tmp", path)
 
 
+def _new_run_id() -> str:
+  """A wandb-style run id: 8 lowercase letters and digits."""
+  alphabet = string.ascii_lowercase + string.digits
+  return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
 class MetricLogger:
   """Writes one JSON object per `write` call; images to PNG files and wandb."""
 
@@ -99,7 +107,7 @@ class MetricLogger:
       if os.path.exists(id_file):
         run_id = open(id_file).read().strip()
       else:
-        run_id = os.environ.get("WANDB_RUN_ID") or wandb.util.generate_id()
+        run_id = os.environ.get("WANDB_RUN_ID") or _new_run_id()
         with open(id_file, "w") as f:
           f.write(run_id)
       w = config.wandb

@@ -32,6 +32,7 @@ import math
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -378,6 +379,15 @@ def _write(path: str, text: str) -> None:
   os.replace(path + ".tmp", path)
 
 
+class _Terminated(Exception):
+  pass
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise _Terminated
+
+
 class Executor:
   """Runs a sweep's trials, `workers` at a time, in `directory`."""
 
@@ -469,6 +479,7 @@ class Executor:
     bar = tqdm(total=self.total, initial=done, desc=self.sweep.name,
                unit="trial", dynamic_ncols=True)
     active: dict[str, tuple[Trial, subprocess.Popen]] = {}
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     self._save()
     try:
       while True:
@@ -490,13 +501,17 @@ class Executor:
               bar.set_postfix_str(f"best {self.sweep.metric} "
                                   f"{_metric(self.sweep, best):.4g} "
                                   f"({best.name})")
-    except KeyboardInterrupt:
-      # The trials got the same SIGINT; they stay `running` in the state
-      # file and resume from their checkpoints on the next invocation.
+    except (KeyboardInterrupt, _Terminated) as e:
+      # Ctrl-C reached the trials too; a SIGTERM (a scheduler stopping the
+      # job) is passed on. They stay `running` in the state file and resume
+      # from their checkpoints on the next invocation.
       for _, proc in active.values():
+        if isinstance(e, _Terminated):
+          proc.terminate()
         proc.wait()
-      raise
+      raise KeyboardInterrupt from None
     finally:
+      signal.signal(signal.SIGTERM, previous)
       bar.close()
     return self.trials
 

@@ -222,7 +222,9 @@ def _run_sweep(*args, **kwargs):
 def test_executor_runs_a_grid_and_a_second_invocation_runs_nothing(tmp_path):
   path = _tiny(tmp_path)
   out = tmp_path / "out"
-  first = _run_sweep(path, f"--workdir={out}", "--workers=2")
+  # Without WANDB_MODE the executor runs its trials with wandb offline.
+  env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+  first = _run_sweep(path, f"--workdir={out}", "--workers=2", env=env)
   assert first.returncode == 0, first.stderr
   rows = list(csv.DictReader(open(out / "results.csv")))
   assert [r["status"] for r in rows] == ["finished", "finished"]
@@ -236,6 +238,9 @@ def test_executor_runs_a_grid_and_a_second_invocation_runs_nothing(tmp_path):
     assert summary["step"] == 4
     config = json.load(open(workdir / "config.json"))
     assert config["optim"]["d_lr"] == float(r["optim.d_lr"])
+    run_id = open(workdir / "wandb_id.txt").read()
+    run, _ = _wandb_run(str(workdir / "wandb" / f"offline-run-*-{run_id}"))
+    assert run.run_group == "tiny"  # offline runs are grouped by sweep
   assert "| trial | optim.d_lr | eval/reverse_kl | status |" in open(
       out / "results.md").read()
   state = json.load(open(out / "sweep.json"))
@@ -325,6 +330,22 @@ def _wandb_records(path: str) -> list:
   return records
 
 
+def _wandb_run(pattern: str):
+  """The run record of the one offline run matching `pattern`, with the
+  config keys it logged as `run.config_keys`."""
+  files = glob.glob(os.path.join(pattern, "run-*.wandb"))
+  assert len(files) == 1, files
+  keys, run = [], None
+  for record in _wandb_records(files[0]):
+    kind = record.WhichOneof("record_type")
+    if kind == "run":
+      run = record.run
+      keys += [item.key for item in record.run.config.update]
+    elif kind == "config":
+      keys += [item.key for item in record.config.update]
+  return run, set(keys) - {"_wandb"}
+
+
 def test_run_started_by_wandb_agent_logs_into_its_sweep_run(tmp_path):
   """What `wandb agent` does (wandb_agent.py, Agent._command_run): sets
   WANDB_SWEEP_ID, WANDB_RUN_ID and WANDB_SWEEP_PARAM_PATH (the parameters as
@@ -354,19 +375,9 @@ def test_run_started_by_wandb_agent_logs_into_its_sweep_run(tmp_path):
   summary = json.load(open(workdir / "summary.json"))
   assert "eval/reverse_kl" in summary and summary["step"] == 4
 
-  run_files = glob.glob(str(workdir / "wandb" / "offline-run-*-run123" /
-                            "run-run123.wandb"))
-  assert len(run_files) == 1  # the agent's run id, so the agent's run
-  keys, run = [], None
-  for record in _wandb_records(run_files[0]):
-    kind = record.WhichOneof("record_type")
-    if kind == "run":
-      run = record.run
-      keys += [item.key for item in record.run.config.update]
-    elif kind == "config":
-      keys += [item.key for item in record.config.update]
+  # The agent's run id, so the agent's run.
+  run, keys = _wandb_run(str(workdir / "wandb" / "offline-run-*-run123"))
   assert run.run_id == "run123" and run.sweep_id == "swp1"
-  keys = set(keys) - {"_wandb"}
   assert set(params) <= keys
   assert "config.train.num_steps" in keys  # our config, flat, same naming
   # One column per field: no `gan.loss` beside the sweep's `config.gan.loss`.
