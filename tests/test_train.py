@@ -15,6 +15,12 @@ SMOKE = [(name, "small") for name in CONFIGS] + [
     ("dcgan", "stacked_digits,small"), ("gan_2d", "grid,small"),
     ("gan_2d", "swiss_roll,small")]
 
+# The metric each sweep-able config reports in summary.json.
+SUMMARY_METRIC = {"dcgan:small": "eval/fid", "wgan_gp:small": "eval/fid",
+                  "gan_2d:small": "eval/reverse_kl",
+                  "gan_2d:grid,small": "eval/modes",
+                  "vae:small": "eval/neg_elbo"}
+
 
 def read_metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -40,6 +46,10 @@ def test_smoke_run_writes_everything(tmp_path, name, arg):
   assert all(loss_key in r for r in train_records)
   if config.data.name != "swiss_roll":  # no metric is defined for it
     assert any(k.startswith("eval/") for k in final)
+  # summary.json: the final metrics, what sweeps optimise (test_sweep.py).
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  assert summary == pytest.approx(final)
+  assert SUMMARY_METRIC.get(f"{name}:{arg}", "step") in summary
   assert os.path.exists(os.path.join(workdir, "samples",
                                      f"step_{config.train.num_steps:07d}.png"))
   assert json.load(open(os.path.join(workdir, "config.json")))["trainer"] == \
