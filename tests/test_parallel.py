@@ -185,16 +185,28 @@ def test_num_eval_samples_need_not_divide_over_devices(tmp_path):
 
 # -- data streams --------------------------------------------------------------
 
-@pytest.mark.parametrize("name,arg", [("vae", "digits,small"),
-                                      ("dcgan", "stacked_digits,small")])
+GRAIN_BINARIZATION = pytest.mark.xfail(
+    strict=True, reason="the grain pipeline draws dynamic binarization per "
+    "process ([seed, batch, process_index]), not for the global batch")
+
+
+@pytest.mark.parametrize("name,arg", [
+    ("vae", "digits,small"), ("dcgan", "stacked_digits,small"),
+    ("dcgan", "mnist,small"),
+    pytest.param("vae", "mnist,small", marks=GRAIN_BINARIZATION)])
 def test_process_slices_make_up_the_single_process_batch(name, arg):
   """Put together, the processes' local batches are the 1-process global
   batch row for row (rows are paired with noise by position), including
   the dynamic binarization of the VAE's digits."""
   from gen_jax import data
+  from gen_jax.data.testing import mock_tfds
   config = load_config(name, arg)
-  dataset = data.get_dataset(config.data)
-  batch = 24
+  with mock_tfds(num_examples=64):
+    dataset = data.get_dataset(config.data)
+    check_process_slices(dataset, batch=24)
+
+
+def check_process_slices(dataset, batch: int) -> None:
   whole = dataset.train_stream(seed=3, local_batch_size=batch,
                                process_index=0, process_count=1)
   parts = [dataset.train_stream(seed=3, local_batch_size=batch // 3,
