@@ -18,6 +18,8 @@ from gen_jax.errors import UserError
 
 CONFIG = "gan_2d"   # an MLP generator with batch norm: global batch moments
 ARG = "ring,small"  # batch 16, checkpoints every 2 steps
+# Not a multiple of the 8 devices: evaluation rounds the sample count up.
+EVAL_SAMPLES = 61
 
 
 def free_port() -> int:
@@ -87,16 +89,19 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
   reference = str(tmp_path / "one_process")
   config = load_config(CONFIG, ARG)
   config.train.num_steps = 8
+  config.train.num_eval_samples = EVAL_SAMPLES
   train.train_and_evaluate(config, reference)
 
   shared = str(tmp_path / "two_processes")
-  launch(shared, "--config.train.num_steps=4")
-  results = launch(shared, "--config.train.num_steps=6")   # resumes at 4
+  samples = f"--config.train.num_eval_samples={EVAL_SAMPLES}"
+  launch(shared, "--config.train.num_steps=4", samples)
+  results = launch(shared, "--config.train.num_steps=6", samples)  # resumes
 
   # Only process 0 writes metrics, samples and the final line; each process
   # writes its data position into the shared checkpoint.
   assert train_records(shared) == [2, 4, 6]
   assert '"step": 6' in results[0][1] and '"step"' not in results[1][1]
+  assert '"eval/modes"' in results[0][1]
   assert sorted(os.listdir(os.path.join(shared, "samples"))) == [
       "step_0000004.png", "step_0000006.png"]
   assert sorted(f for f in os.listdir(os.path.join(

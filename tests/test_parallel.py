@@ -87,10 +87,12 @@ def test_same_numbers_on_1_and_8_devices(name):
   assert max(loss_diffs.values()) < TOLERANCE, loss_diffs
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", ["wgan_gp", "vae"])
 def test_per_device_noise_breaks_the_comparison(name):
   """The tolerance discriminates: noise drawn per device (a classic
-  data-parallel bug) makes the 1- and 8-device runs differ far beyond it."""
+  data-parallel bug) makes the 1- and 8-device runs differ far beyond it.
+  WGAN-GP is the closest call (0.26 against 2e-2); DCGAN, at 0.53, is left
+  out to save time (docs/multihost.md)."""
   params_diff, _ = compare_runs(name, wrong_noise=True)
   print(f"{name} with per-device noise: relative parameter difference "
         f"{params_diff:.3g}")
@@ -173,14 +175,6 @@ def test_batch_size_must_split_over_devices_and_processes():
                               process_count=3)
   parallel.check_batch_size(48, mesh, "config.data.batch_size",
                             process_count=3)
-
-
-def test_num_eval_samples_need_not_divide_over_devices(tmp_path):
-  config = load_config("gan_2d", "ring,small")
-  config.train.num_eval_samples = 61   # rounded up to 64, then cut back
-  config.train.num_steps = config.train.eval_every = 1
-  final = train.train_and_evaluate(config, str(tmp_path))
-  assert "eval/modes" in final
 
 
 # -- data streams --------------------------------------------------------------
