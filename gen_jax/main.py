@@ -98,10 +98,15 @@ def cluster_detected(environ=os.environ) -> bool:
   if environ.get("TPU_WORKER_HOSTNAMES") or environ.get(
       "TPU_PROCESS_ADDRESSES"):
     return True
-  if "SLURM_JOB_ID" in environ and int(environ.get("SLURM_NTASKS", "1")) > 1:
+  # An srun step's task count (a batch script itself is one task, whatever
+  # --ntasks the job has).
+  tasks = environ.get("SLURM_STEP_NUM_TASKS", environ.get("SLURM_NTASKS", "1"))
+  if "SLURM_JOB_ID" in environ and int(tasks) > 1:
     return True
-  # Set by `import jax` when libtpu and TPU chips are present.
-  from jax._src import cloud_tpu_init
+  try:  # set by `import jax` when libtpu and TPU chips are present
+    from jax._src import cloud_tpu_init
+  except ImportError:
+    return False
   return bool(getattr(cloud_tpu_init, "running_in_cloud_tpu_vm", False))
 
 

@@ -171,6 +171,8 @@ def test_cluster_detection():
   assert not cluster_detected({})  # this machine is no TPU VM
   assert not cluster_detected({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "1"})
   assert cluster_detected({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "16"})
+  assert not cluster_detected({"SLURM_JOB_ID": "7", "SLURM_NTASKS": "16",
+                               "SLURM_STEP_NUM_TASKS": "1"})
   assert cluster_detected({"TPU_WORKER_HOSTNAMES": "t0,t1,t2,t3"})
 
 
