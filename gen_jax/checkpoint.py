@@ -40,6 +40,22 @@ def saved_steps(directory: str) -> list[int]:
                 and os.path.isdir(os.path.join(directory, d)))
 
 
+def _quiet_aborted_reads() -> None:
+  """After a failed restore, TensorStore's pending reads call back into the
+  closed asyncio loop of Orbax, and each prints an 'Event loop is closed'
+  traceback (dozens) via sys.unraisablehook: harmless, so dropped."""
+  previous = sys.unraisablehook
+  if getattr(previous, "gen_jax_quiet", False):
+    return
+
+  def hook(unraisable):
+    e = unraisable.exc_value
+    if not (isinstance(e, RuntimeError) and str(e) == "Event loop is closed"):
+      previous(unraisable)
+  hook.gen_jax_quiet = True
+  sys.unraisablehook = hook
+
+
 def _reason(e: Exception) -> str:
   lines = str(e).strip().splitlines()
   return f"{type(e).__name__}: {lines[0][:160] if lines else ''}"
@@ -101,6 +117,7 @@ class Checkpointer:
       try:
         restored = self.restore(step, target)
       except Exception as e:  # noqa: BLE001 -- any failure means unreadable
+        _quiet_aborted_reads()
         failures.append((step, _reason(e)))
         _warn(f"warning: checkpoint at step {step} cannot be restored "
               f"({failures[-1][1]}); trying the one before")

@@ -3,17 +3,24 @@
 wandb runs offline by default with its files inside the workdir
 (`workdir/wandb/`); `config.wandb.mode` picks offline/online/disabled and the
 environment variable WANDB_MODE wins over it. A logging failure never stops
-training: wandb problems turn into one warning and wandb is switched off.
+training: when online mode cannot start (no API key, no network; at most
+`WANDB_INIT_TIMEOUT_S` of waiting) the run warns once and logs offline
+(`wandb sync` uploads it later); other wandb problems turn into one warning
+and wandb is switched off. metrics.jsonl is always written (process 0).
 """
 
 import json
 import os
 import sys
+import uuid
 from typing import Any
 
 import numpy as np
 
 WANDB_MODES = ("offline", "online", "disabled")
+# wandb.init waits up to 90 s by default for a server it cannot reach; the
+# environment variable WANDB_INIT_TIMEOUT overrides this.
+WANDB_INIT_TIMEOUT_S = 30.0
 
 
 def flat_config(config) -> dict[str, Any]:
@@ -55,6 +62,11 @@ def _truncate_after(path: str, step: int) -> None:
     os.replace(path + ".tmp", path)
 
 
+def _describe(e: Exception) -> str:
+  lines = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
 def wandb_mode(config) -> str:
   return os.environ.get("WANDB_MODE") or config.wandb.mode
 
@@ -85,21 +97,33 @@ class MetricLogger:
       if os.path.exists(id_file):
         run_id = open(id_file).read().strip()
       else:
-        run_id = os.environ.get("WANDB_RUN_ID") or wandb.util.generate_id()
+        # wandb 0.31 has no public id generator; any short lowercase id works.
+        run_id = os.environ.get("WANDB_RUN_ID") or uuid.uuid4().hex[:8]
         with open(id_file, "w") as f:
           f.write(run_id)
       w = config.wandb
-      return wandb.init(
+      timeout = float(os.environ.get("WANDB_INIT_TIMEOUT",
+                                     WANDB_INIT_TIMEOUT_S))
+      init = lambda mode: wandb.init(
           project=w.project, entity=w.entity or None,
           name=w.name or os.path.basename(os.path.abspath(self.workdir)),
           group=w.group or None, tags=list(w.tags) or None,
           dir=self.workdir, id=run_id, resume="allow", mode=mode,
           config=flat_config(config), settings=wandb.Settings(
-              silent=True, console="off"))
+              silent=True, console="off", init_timeout=timeout))
+      if mode != "online":
+        return init(mode)
+      try:
+        return init("online")
+      except Exception as e:  # noqa: BLE001 -- no key, no network, ...
+        print(f"warning: wandb could not go online ({_describe(e)}); logging "
+              f"offline to {self.workdir}/wandb (upload later with `wandb "
+              "sync`)", file=sys.stderr)
+        wandb.teardown()  # else the failed attempt still holds the run id
+        return init("offline")
     except Exception as e:  # noqa: BLE001 -- logging must never stop training
-      print(f"warning: wandb could not start ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); continuing with "
-            "metrics.jsonl only", file=sys.stderr)
+      print(f"warning: wandb could not start ({_describe(e)}); continuing "
+            "with metrics.jsonl only", file=sys.stderr)
       return None
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:

@@ -17,12 +17,9 @@ import re
 import subprocess
 import sys
 
-import jax
-import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO
+from conftest import REPO, assert_bitwise_equal, read_checkpoint
 
 FLAGS = ["--config=configs/gan_2d.py:ring,small",
          "--config.train.num_steps=8", "--config.train.log_every=3",
@@ -66,34 +63,6 @@ def metrics(workdir):
   return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
 
 
-def checkpoint(workdir, step):
-  """{item/leaf path: numpy array} of one checkpoint, read without a target."""
-  path = os.path.join(workdir, "checkpoints", str(step))
-  with ocp.StandardCheckpointer() as c:
-    state = c.restore(os.path.join(path, "state"))
-  leaves = {f"state/{k}": np.asarray(jax.random.key_data(v) if is_key(v)
-                                     else v)
-            for k, v in ocp.tree.to_flat_dict(state, sep="/").items()}
-  for item in ("data", "loop"):
-    with open(os.path.join(path, item, "metadata")) as f:
-      leaves[item] = json.load(f)
-  return leaves
-
-
-def is_key(x):
-  return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-def assert_bitwise_equal(a, b):
-  assert a.keys() == b.keys()
-  for k in a:
-    if isinstance(a[k], np.ndarray):
-      assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
-      assert a[k].tobytes() == b[k].tobytes(), k
-    else:
-      assert a[k] == b[k], k
-
-
 def steps_in(workdir):
   return sorted(os.listdir(os.path.join(workdir, "checkpoints")))
 
@@ -135,6 +104,6 @@ def test_interrupted_run_resumes_bitwise(tmp_path, env):
   assert metrics(workdir) == metrics(tmp_path / "reference")
   assert steps_in(workdir) == steps_in(tmp_path / "reference") == ["6", "8"]
   for step in (6, 8):
-    assert_bitwise_equal(checkpoint(workdir, step),
-                         checkpoint(tmp_path / "reference", step))
+    assert_bitwise_equal(read_checkpoint(workdir, step),
+                         read_checkpoint(tmp_path / "reference", step))
   assert glob.glob(str(workdir / "samples" / "step_0000008.png"))
