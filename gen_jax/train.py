@@ -178,9 +178,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   checkpoint on SIGTERM/SIGINT, `NonFiniteError` when training diverges with
   `config.train.on_nonfinite='stop'`, and `UserError` for bad input.
   """
-  config_lib.validate(config)
-  workdir_lib.check(workdir, config)  # before anything is built or written
-  run = _Run(config, workdir)
+  run = _Run(config, workdir)  # checks the config; compiles nothing
+  workdir_lib.check(workdir, config)  # before anything is compiled or written
   trainer, mesh, t = run.trainer, run.mesh, config.train
   key = jax.random.key(config.seed)
   abstract = jax.eval_shape(trainer.init, key)
