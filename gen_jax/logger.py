@@ -2,17 +2,21 @@
 
 wandb runs offline by default with its files inside the workdir
 (`workdir/wandb/`); `config.wandb.mode` picks offline/online/disabled and the
-environment variable WANDB_MODE wins over it. A logging failure never stops
-training: when online mode cannot start (no API key, no network; at most
-`WANDB_INIT_TIMEOUT_S` of waiting) the run warns once and logs offline
-(`wandb sync` uploads it later); other wandb problems turn into one warning
-and wandb is switched off. metrics.jsonl is always written (process 0).
+environment variable WANDB_MODE wins over it. A run started by `wandb agent`
+(WANDB_SWEEP_ID set) logs online, since the sweep needs its metrics. The final
+metrics also go to `workdir/summary.json`, which marks a run as finished for
+`gen_jax.sweep`. A logging failure never stops training: when online mode
+cannot start (no API key, no network; at most `WANDB_INIT_TIMEOUT_S` of
+waiting) the run warns once and logs offline (`wandb sync` uploads it later);
+other wandb problems turn into one warning and wandb is switched off.
+metrics.jsonl is always written (process 0).
 """
 
 import json
 import os
+import secrets
+import string
 import sys
-import uuid
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,9 @@ WANDB_INIT_TIMEOUT_S = 30.0
 
 
 def flat_config(config) -> dict[str, Any]:
-  """{'gan.loss': 'hinge', ...}: dotted paths, as sweeps name parameters."""
+  """{'config.gan.loss': 'hinge', ...}: dotted paths named as the command line
+  and sweep files name them, so that a sweep's parameters (wandb.config keys
+  like `config.gan.loss`) and our config are one set of columns in wandb."""
   out = {}
 
   def walk(prefix, node):
@@ -34,7 +40,7 @@ def flat_config(config) -> dict[str, Any]:
         walk(path + ".", v)
       else:
         out[path] = list(v) if isinstance(v, tuple) else v
-  walk("", config)
+  walk("config.", config)
   return out
 
 
@@ -68,7 +74,22 @@ def _describe(e: Exception) -> str:
 
 
 def wandb_mode(config) -> str:
-  return os.environ.get("WANDB_MODE") or config.wandb.mode
+  if os.environ.get("WANDB_MODE"):
+    return os.environ["WANDB_MODE"]
+  return "online" if os.environ.get("WANDB_SWEEP_ID") else config.wandb.mode
+
+
+def write_json(path: str, obj: dict[str, Any]) -> None:
+  """Writes `obj` to `path` atomically (a reader sees all of it or nothing)."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def _new_run_id() -> str:
+  """A wandb-style run id: 8 lowercase letters and digits."""
+  alphabet = string.ascii_lowercase + string.digits
+  return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 class MetricLogger:
@@ -97,8 +118,7 @@ class MetricLogger:
       if os.path.exists(id_file):
         run_id = open(id_file).read().strip()
       else:
-        # wandb 0.31 has no public id generator; any short lowercase id works.
-        run_id = os.environ.get("WANDB_RUN_ID") or uuid.uuid4().hex[:8]
+        run_id = os.environ.get("WANDB_RUN_ID") or _new_run_id()
         with open(id_file, "w") as f:
           f.write(run_id)
       w = config.wandb
@@ -144,6 +164,11 @@ class MetricLogger:
         {k: wandb.Image(v) for k, v in images.items()}, step=step))
 
   def summary(self, metrics: dict[str, Any]) -> None:
+    """The run's final metrics: wandb's summary and `workdir/summary.json`."""
+    if not self.is_main:
+      return
+    write_json(os.path.join(self.workdir, "summary.json"),
+               {k: _jsonable(v) for k, v in metrics.items()})
     if self._wandb is not None:
       self._wandb_call(lambda: self._wandb.summary.update(
           {k: _jsonable(v) for k, v in metrics.items()}))

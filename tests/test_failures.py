@@ -283,9 +283,16 @@ def test_every_changeable_field_exists():
 
 @pytest.fixture
 def no_compile(monkeypatch):
-  def fail(*args, **kwargs):
-    raise AssertionError("compiled before the workdir was checked")
-  monkeypatch.setattr(jax, "jit", fail)
+  """Calling any function made by jax.jit (its first call compiles) fails."""
+  jit = jax.jit
+
+  def uncallable_jit(*args, **kwargs):
+    jit(*args, **kwargs)
+
+    def call(*args, **kwargs):
+      raise AssertionError("compiled before the workdir was checked")
+    return call
+  monkeypatch.setattr(jax, "jit", uncallable_jit)
 
 
 def unwritable_dir(tmp_path):
