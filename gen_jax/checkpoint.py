@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
@@ -115,10 +116,12 @@ class Checkpointer:
     failures = []
     for step in reversed(self.all_steps()):
       try:
-        restored = self.restore(step, target)
+        restored, reason = self.restore(step, target), None
       except Exception as e:  # noqa: BLE001 -- any failure means unreadable
         _quiet_aborted_reads()
-        failures.append((step, _reason(e)))
+        reason = _reason(e)
+      if not _everywhere(reason is None):  # all processes resume together
+        failures.append((step, reason or "unreadable on another process"))
         _warn(f"warning: checkpoint at step {step} cannot be restored "
               f"({failures[-1][1]}); trying the one before")
         continue
@@ -144,7 +147,8 @@ class Checkpointer:
         while os.path.exists(dest):
           dest, n = os.path.join(aside, f"{step}.{n}"), n + 1
         shutil.move(os.path.join(self.directory, str(step)), dest)
-    multihost_utils.sync_global_devices("gen_jax_checkpoints_set_aside")
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("gen_jax_checkpoints_set_aside")
     self._manager.reload()
 
   def wait(self) -> None:
@@ -152,6 +156,13 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _everywhere(ok: bool) -> bool:
+  """True if `ok` on every process (one small all-gather per process)."""
+  if jax.process_count() == 1:
+    return ok
+  return bool(np.all(multihost_utils.process_allgather(np.array(ok))))
 
 
 def _warn(message: str) -> None:
