@@ -128,6 +128,10 @@ def main(argv: list[str]) -> None:
   except Preempted as e:  # a checkpoint was saved: not a failure
     print(str(e), file=sys.stderr)
     sys.exit(0)
+  except KeyboardInterrupt:  # a second Ctrl-C: stopped without saving
+    print("interrupted: resuming starts from the last checkpoint",
+          file=sys.stderr)
+    sys.exit(130)
 
 
 def run() -> None:
