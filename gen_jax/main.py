@@ -3,7 +3,8 @@
 Override any config field with `--config.FIELD=VALUE` (e.g.
 `--config.train.num_steps=3000 --config.gan.loss=hinge`). Running the same
 command again in the same workdir resumes from its latest checkpoint. Bad input
-is reported in one line on stderr with exit code 2.
+is reported in one line on stderr with exit code 2 (3 when training diverged).
+SIGTERM or Ctrl-C saves a checkpoint and exits with status 0.
 """
 
 import datetime
@@ -14,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gen_jax.errors import UserError
+from gen_jax.errors import Preempted, UserError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -155,6 +156,13 @@ def main(argv: list[str]) -> None:
     train.train_and_evaluate(FLAGS.config, workdir)
   except UserError as e:
     _fail(str(e), e.exit_code)
+  except Preempted as e:  # a checkpoint was saved: not a failure
+    print(str(e), file=sys.stderr)
+    sys.exit(0)
+  except KeyboardInterrupt:  # a second Ctrl-C: stopped without saving
+    print("interrupted: resuming starts from the last checkpoint",
+          file=sys.stderr)
+    sys.exit(130)
 
 
 def run() -> None:

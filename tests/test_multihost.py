@@ -73,7 +73,7 @@ def restore(workdir: str, step: int):
       jax.eval_shape(trainer.init, key))
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"))
   try:
-    state, _ = ckpt.restore(step, target)
+    state = ckpt.restore(step, target)[0]
   finally:
     ckpt.close()
   return jax.device_get(trainer.init(key)), jax.device_get(state)
