@@ -28,8 +28,9 @@ def load_config(name: str, arg: str | None = None):
 
 
 def read_checkpoint(workdir, step) -> dict:
-  """{'state/<leaf path>': numpy array, 'data': ..., 'loop': ...} of one
-  checkpoint, read without a target (PRNG keys as their key data)."""
+  """{'state/<leaf path>': numpy array, 'data': {'process_I-of-N.json': ...},
+  'loop': ...} of one checkpoint, read without a target (PRNG keys as their
+  key data)."""
   import json
 
   import numpy as np
@@ -40,9 +41,12 @@ def read_checkpoint(workdir, step) -> dict:
   is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
   out = {f"state/{k}": np.asarray(jax.random.key_data(v) if is_key(v) else v)
          for k, v in ocp.tree.to_flat_dict(state, sep="/").items()}
-  for item in ("data", "loop"):
-    with open(os.path.join(path, item, "metadata")) as f:
-      out[item] = json.load(f)
+  with open(os.path.join(path, "loop", "metadata")) as f:
+    out["loop"] = json.load(f)
+  data = os.path.join(path, "data")  # one position per process
+  out["data"] = {name: json.load(open(os.path.join(data, name)))
+                 for name in sorted(os.listdir(data))
+                 if name.startswith("process_")}
   return out
 
 

@@ -4,6 +4,7 @@ with 8 devices, share one workdir, and resume."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -115,13 +116,24 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
         f"{difference:.3g}")
   assert difference < TOLERANCE
 
-  # One process resumes the two processes' checkpoint (same data position).
+  # Positions that differ between processes (as a file-backed pipeline's may)
+  # resume only with as many processes as wrote them.
+  tampered = str(tmp_path / "tampered")
+  shutil.copytree(shared, tampered)
+  with open(os.path.join(tampered, "checkpoints", "6", "data",
+                         "process_1-of-2.json"), "w") as f:
+    json.dump({"batches": 1}, f)
   config.train.num_steps = 8
+  with pytest.raises(UserError, match="resume with 2 processes, not 1"):
+    train.train_and_evaluate(config, tampered)
+
+  # One process resumes the two processes' checkpoint (same data position).
   train.train_and_evaluate(config, shared)
   _, expected = restore(reference, 8)
   _, got = restore(shared, 8)
   assert relative_difference(expected, got, start) < TOLERANCE
   assert train_records(shared) == [2, 4, 6, 8]
+
 
 
 def test_data_positions_are_per_process(tmp_path, monkeypatch):
