@@ -5,7 +5,7 @@ discriminator regulariser (penalties.py), `config.gan.n_critic` the number of
 critic updates per generator update, `config.model.d_norm` the critic's
 normalisation, and `config.optim` the two Adam optimisers. One call of
 `train_step` runs all critic updates and the generator update in one compiled
-function (`lax.scan` over the critic steps).
+function (the critic steps unrolled).
 """
 
 from typing import Any
@@ -172,14 +172,14 @@ class GanTrainer:
     critic_keys = jax.random.split(jax.random.fold_in(key, 0),
                                    self.batches_per_step)
 
-    def critic_body(s, inputs):
-      real, k = inputs
-      return self._critic_update(s, real, k)
-
-    state, d_metrics = jax.lax.scan(critic_body, state,
-                                    (batch["x"], critic_keys))
+    # A Python loop, not lax.scan: XLA CPU runs convolutions inside while-loop
+    # bodies on a slow fallback path (jax-ml/jax#12868); a stride-2 conv's
+    # kernel gradient took 470 ms there against 2.8 ms outside (BENCHMARKS.md).
+    for i in range(self.batches_per_step):
+      state, d_metrics = self._critic_update(state, batch["x"][i],
+                                             critic_keys[i])
     state, g_metrics = self._generator_update(state, jax.random.fold_in(key, 1))
-    metrics = {k: v[-1] for k, v in d_metrics.items()}
+    metrics = dict(d_metrics)
     metrics.update(g_metrics)
     if self.config.gan.loss in ("wasserstein", "hinge"):
       metrics["w_distance"] = metrics["d_real"] - metrics["d_fake"]

@@ -1,0 +1,88 @@
+"""Per-operation time of one gen_jax train step, from a jax.profiler trace.
+
+  PYTHONPATH=. python bench/profile_ops.py --case wgan_gp16 [--top 25]
+
+Runs the compiled step a few times under `jax.profiler`, sums the XLA CPU
+thunk events by HLO instruction name, and prints the slowest with their
+share of the step, their HLO (shape, window) and the JAX op that made them.
+"""
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import re
+import tempfile
+
+import jax
+
+from bench import train_steps
+
+
+def hlo_index(hlo_text: str) -> dict[str, str]:
+  """HLO instruction name -> short description (shapes, window, op_name)."""
+  index = {}
+  for line in hlo_text.splitlines():
+    m = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (\S+) (\w[\w\-]*)\((.*)", line)
+    if not m:
+      continue
+    name, shape, op, rest = m.groups()
+    window = re.search(r"window=\{([^}]*)\}", rest)
+    labels = re.search(r"dim_labels=(\S+),", rest)
+    source = re.search(r'op_name="([^"]*)"', rest)
+    parts = [op, shape]
+    if window:
+      parts.append(window.group(1))
+    if labels:
+      parts.append(labels.group(1))
+    if source:
+      parts.append(source.group(1)[-90:])
+    index[name] = " ".join(parts)
+  return index
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--case", default="dcgan64")
+  parser.add_argument("--upsample", default="")
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--top", type=int, default=25)
+  args = parser.parse_args()
+  case = train_steps.CASES[args.case]
+  run, _, _, _, compiled = train_steps.gen_jax_step(case, args.upsample)
+  run()
+  trace_dir = tempfile.mkdtemp(prefix="gen_jax_trace_")
+  jax.profiler.start_trace(trace_dir)
+  for _ in range(args.steps):
+    run()
+  jax.profiler.stop_trace()
+  path = sorted(glob.glob(f"{trace_dir}/**/*.trace.json.gz", recursive=True))[-1]
+  events = json.load(gzip.open(path))["traceEvents"]
+  total = collections.Counter()
+  for e in events:
+    if e.get("ph") == "X":
+      total[e["name"]] += e["dur"] / 1e3 / args.steps  # ms per step
+  step_ms = total.get("ThunkExecutor::Execute", 0.0)
+  index = hlo_index(compiled.as_text())
+  print(f"{args.case}: {step_ms:.1f} ms per step in XLA thunks\n")
+  print("| ms/step | % | HLO op | what |")
+  print("|---|---|---|---|")
+  shown = 0
+  for name, ms in total.most_common():
+    if name not in index:
+      continue
+    print(f"| {ms:.1f} | {100 * ms / step_ms:.0f}% | {name} | {index[name]} |")
+    shown += 1
+    if shown == args.top:
+      break
+  by_kind = collections.Counter()
+  for name, ms in total.items():
+    if name in index:
+      by_kind[index[name].split()[0]] += ms
+  print("\nby HLO opcode: " + ", ".join(f"{k} {v:.1f} ms"
+                                       for k, v in by_kind.most_common(8)))
+
+
+if __name__ == "__main__":
+  main()
