@@ -62,7 +62,7 @@ def load_config(name: str, arg: str):
   return module.get_config(arg)
 
 
-def gen_jax_step(case: Case, upsample: str | None, dtype: str | None = None):
+def gen_jax_step(case: Case, upsample: str | None, trainer_class=None):
   """(step thunk, first-step seconds, compile seconds, batch shape, the
   compiled executable)."""
   config = load_config(case.config, case.dataset)
@@ -71,7 +71,8 @@ def gen_jax_step(case: Case, upsample: str | None, dtype: str | None = None):
   value_range = tuple(config.data.value_range)
   info = DatasetInfo(name=case.dataset, kind="image", example_shape=case.shape,
                      value_range=value_range, num_train=60000)
-  trainer = trainers.create(config, info)
+  trainer = (trainer_class(config, info) if trainer_class
+             else trainers.create(config, info))
   shape = (trainer.batches_per_step, config.data.batch_size, *case.shape)
   x = np.random.default_rng(0).uniform(*value_range, shape).astype(np.float32)
   if config.trainer == "vae":
