@@ -36,7 +36,7 @@ class Generator(nn.Module):
   resolution: int
   channels: int
   width: int = 64
-  upsample: str = "conv_transpose"
+  upsample: str = "sub_pixel"
   output_activation: str = "tanh"
   dtype: jnp.dtype = jnp.float32
 
@@ -64,6 +64,7 @@ class Discriminator(nn.Module):
   """images (B, H, W, C) -> logits (B,)."""
   width: int = 64
   norm: str = "batch"
+  downsample: str = "sub_pixel_grad"  # downsample.DOWNSAMPLE_IMPLS
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -74,8 +75,8 @@ class Discriminator(nn.Module):
     for i in range(n):
       # nn.Conv(width, (4, 4), 2, padding 1)'s function and parameters, with
       # a gradient that XLA CPU computes faster (models/downsample.py).
-      conv = DownConv2x(width, kernel_init=_INIT, dtype=self.dtype,
-                        name=f"Conv_{i}")
+      conv = DownConv2x(width, self.downsample, kernel_init=_INIT,
+                        dtype=self.dtype, name=f"Conv_{i}")
       x = nn.leaky_relu(normalized(conv, x, self.norm, train,
                                    normalize_output=i > 0), 0.2)
       width *= 2
