@@ -42,6 +42,9 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   c.data.value_range = (-1.0, 1.0)
   c.data.binarize = False
   c.data.data_dir = ""            # '' = $TFDS_DATA_DIR or TFDS's default
+  c.data.num_threads = 4          # TFDS/folder: batches decoded concurrently
+  c.data.prefetch = 8             # TFDS/folder: decoded batches kept ready
+  c.data.num_workers = 0          # TFDS/folder: grain worker processes
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1000
@@ -126,7 +129,7 @@ def gan_model(arch: str) -> ml_collections.ConfigDict:
   # dcgan: base widths (ngf, ndf) and the generator's 2x upsampling.
   m.g_width = 64
   m.d_width = 64
-  m.upsample = "conv_transpose"
+  m.upsample = "sub_pixel"
   # mlp: hidden layer widths.
   m.g_hidden = (400, 400, 400, 400)
   m.g_batch_norm = True
@@ -158,7 +161,7 @@ def vae_model(arch: str) -> ml_collections.ConfigDict:
   m.likelihood = "bernoulli"
   m.hidden = (500,)       # mlp
   m.width = 32            # conv
-  m.upsample = "conv_transpose"
+  m.upsample = "sub_pixel"
   return m
 
 

@@ -7,6 +7,7 @@ is reported in one line on stderr with exit code 2.
 """
 
 import datetime
+import importlib.util
 import os
 import sys
 
@@ -32,16 +33,52 @@ def _fail(message: str, code: int = 2):
   sys.exit(code)
 
 
+def _unknown_override(argv: list[str]) -> str | None:
+  """Names the first `--config.PATH` override that the config lacks."""
+  config_arg = next((a.split("=", 1)[1] for a in argv
+                     if a.startswith("--config=")), None)
+  if config_arg is None:
+    return None
+  path, _, arg = config_arg.partition(":")
+  spec = importlib.util.spec_from_file_location("gen_jax_user_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config(arg or None)
+  for a in argv:
+    if not a.startswith("--config."):
+      continue
+    field = a[len("--config."):].split("=", 1)[0]
+    node, walked = config, "config"
+    for part in field.split("."):
+      if not hasattr(node, "keys") or part not in node:
+        known = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else ""
+        return (f"unknown config field config.{field}: {walked} has no field "
+                f"{part!r}" + (f" (it has: {known})" if known else ""))
+      node, walked = node[part], f"{walked}.{part}"
+  return None
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
   """absl's parser, with one-line errors instead of usage dumps."""
   try:
-    return FLAGS(argv)
+    argv = FLAGS(argv)
   except flags.Error as e:
     _fail(str(e).splitlines()[0])
   except UserError as e:  # raised by a config file's get_config
     _fail(str(e), e.exit_code)
   except (ValueError, TypeError, KeyError, AttributeError) as e:
-    _fail(f"bad --config: {str(e).splitlines()[0] if str(e) else e!r}")
+    try:
+      message = _unknown_override(argv)
+    except Exception:  # noqa: BLE001 -- fall back to the parser's message
+      message = None
+    _fail(message or f"bad --config override: {str(e).splitlines()[0]}")
+  try:  # config_flags defers a load failure to the first use
+    if FLAGS.config is not None:
+      FLAGS.config.keys()
+  except OSError as e:
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    _fail(f"cannot load --config: {lines[-1] if lines else e}")
+  return argv
 
 
 def default_workdir(config_path: str) -> str:

@@ -57,11 +57,13 @@ def check_batch_size(batch_size: int, mesh: Mesh, field: str) -> None:
   """Stops before compiling if the global batch cannot be split evenly."""
   devices = data_parallel_size(mesh)
   processes = jax.process_count()
-  if batch_size % devices or batch_size % processes:
+  unit = int(np.lcm(devices, processes))
+  if batch_size % unit:
+    lower = max(unit, batch_size // unit * unit)
     raise ConfigError(
         f"{field}={batch_size} must be divisible by the {devices} devices on "
-        f"the mesh's data axis (and the {processes} processes); try "
-        f"{max(devices, batch_size // devices * devices)}")
+        f"the mesh's data axis and the {processes} process(es); try {lower} "
+        f"or {lower + unit}")
 
 
 def constrainer(mesh: Mesh):

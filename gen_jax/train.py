@@ -76,6 +76,26 @@ class _Run:
                                    parallel.constrainer(self.mesh))
     self.is_main = jax.process_index() == 0
     self.replicated = parallel.replicated(self.mesh)
+    # Jitted once per run: evaluation reuses the compiled functions.
+    self.sample = jax.jit(self.trainer.sample, static_argnums=2,
+                          out_shardings=self.replicated)
+    self.eval_batch = (jax.jit(self.trainer.eval_batch,
+                               out_shardings=self.replicated)
+                       if hasattr(self.trainer, "eval_batch") else None)
+
+  def reference(self, n: int) -> np.ndarray:
+    """Up to n held-out examples (all processes read the whole split)."""
+    if not hasattr(self, "_reference"):
+      parts, count = [], 0
+      for batch in self.dataset.eval_batches(local_batch_size=min(n, 1000),
+                                             process_index=0, process_count=1):
+        x = batch["x"][batch["mask"] > 0]
+        parts.append(x)
+        count += len(x)
+        if count >= n:
+          break
+      self._reference = np.concatenate(parts)[:n]
+    return self._reference
 
   def stream(self):
     return self.dataset.train_stream(
@@ -100,11 +120,11 @@ def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
   n = config.train.num_eval_samples
   n = -(-n // parallel.data_parallel_size(run.mesh)) * \
       parallel.data_parallel_size(run.mesh)
-  sample = jax.jit(trainer.sample, static_argnums=2,
-                   out_shardings=run.replicated)
-  samples = np.asarray(sample(state, key, n))[:config.train.num_eval_samples]
-  metrics = trainer.eval_metrics(samples)
-  if hasattr(trainer, "eval_batch"):
+  samples = np.asarray(run.sample(state, key, n))[
+      :config.train.num_eval_samples]
+  real = run.reference(config.train.num_eval_samples)
+  metrics = trainer.eval_metrics(samples, real)
+  if run.eval_batch is not None:
     metrics.update(_held_out(run, state))
   metrics = {f"eval/{k}": v for k, v in metrics.items()}
   if run.is_main:
@@ -112,8 +132,6 @@ def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
       picture = plots.image_grid(samples[:GRID_SIZE], info.value_range,
                                  scale=max(1, 128 // info.example_shape[0]))
     else:
-      real = next(iter(run.dataset.eval_batches(
-          local_batch_size=2500, process_index=0, process_count=1)))["x"]
       title = ", ".join(f"{k[5:]} {v:.3g}" for k, v in metrics.items())
       picture = plots.scatter(samples, real, info.extras.get("modes"),
                               title=f"step {step}  {title}")
@@ -125,13 +143,12 @@ def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
 
 def _held_out(run: _Run, state) -> dict[str, float]:
   local = run.config.data.batch_size // jax.process_count()
-  eval_batch = jax.jit(run.trainer.eval_batch, out_shardings=run.replicated)
   totals: dict[str, float] = {}
   for batch in run.dataset.eval_batches(
       local_batch_size=local, process_index=jax.process_index(),
       process_count=jax.process_count()):
-    sums = jax.device_get(eval_batch(state,
-                                     parallel.global_batch(batch, run.mesh)))
+    sums = jax.device_get(run.eval_batch(
+        state, parallel.global_batch(batch, run.mesh)))
     for k, v in sums.items():
       totals[k] = totals.get(k, 0.0) + float(v)
   count = totals.pop("count", 0.0)

@@ -153,7 +153,8 @@ def _image_info(name, images_train, images_eval, value_range, **extras):
 def digits(cfg) -> InMemoryDataset:
   (x, y), (x_eval, y_eval) = _digit_split(cfg.image_size)
   value_range = tuple(cfg.value_range)
-  info = _image_info("digits", x, x_eval, value_range, num_classes=10)
+  info = _image_info("digits", x, x_eval, value_range, num_classes=10,
+                     classifier="digits")
   return InMemoryDataset(
       info, {"x": _scale(x, value_range), "label": y},
       {"x": _scale(x_eval, value_range), "label": y_eval},
@@ -175,6 +176,6 @@ def stacked_digits(cfg) -> InMemoryDataset:
   xs_eval, ys_eval = stack_channels(x_eval, y_eval, _NUM_STACKED_EVAL, rng)
   value_range = tuple(cfg.value_range)
   info = _image_info("stacked_digits", xs, xs_eval, value_range,
-                     num_classes=10, num_modes=1000)
+                     num_classes=10, num_modes=1000, classifier="digits")
   return InMemoryDataset(info, {"x": _scale(xs, value_range), "label": ys},
                          {"x": _scale(xs_eval, value_range), "label": ys_eval})

@@ -2,7 +2,7 @@
 
 A trainer has `init(key) -> state`, `train_step(state, batch) -> (state,
 metrics)` (batch['x'] of shape (batches_per_step, B, ...)), `sample(state,
-key, n)`, `eval_metrics(samples)`, and `batches_per_step`; the VAE trainer also
+key, n)`, `eval_metrics(samples, real)`, and `batches_per_step`; the VAE trainer also
 has `eval_batch` for held-out metrics. `train.py` jits and shards them.
 """
 

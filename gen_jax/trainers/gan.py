@@ -5,7 +5,7 @@ discriminator regulariser (penalties.py), `config.gan.n_critic` the number of
 critic updates per generator update, `config.model.d_norm` the critic's
 normalisation, and `config.optim` the two Adam optimisers. One call of
 `train_step` runs all critic updates and the generator update in one compiled
-function (the critic steps unrolled).
+function (`lax.scan` over the critic steps).
 """
 
 from typing import Any
@@ -172,14 +172,15 @@ class GanTrainer:
     critic_keys = jax.random.split(jax.random.fold_in(key, 0),
                                    self.batches_per_step)
 
-    # A Python loop, not lax.scan: XLA CPU runs convolutions inside while-loop
-    # bodies on a slow fallback path (jax-ml/jax#12868); a stride-2 conv's
-    # kernel gradient took 470 ms there against 2.8 ms outside (BENCHMARKS.md).
+    # A Python loop, not lax.scan: XLA:CPU runs convolutions inside a while
+    # loop many times slower (even a fully unrolled scan keeps one), and
+    # n_critic is small.
+    d_metrics = []
     for i in range(self.batches_per_step):
-      state, d_metrics = self._critic_update(state, batch["x"][i],
-                                             critic_keys[i])
+      state, m = self._critic_update(state, batch["x"][i], critic_keys[i])
+      d_metrics.append(m)
     state, g_metrics = self._generator_update(state, jax.random.fold_in(key, 1))
-    metrics = dict(d_metrics)
+    metrics = dict(d_metrics[-1])
     metrics.update(g_metrics)
     if self.config.gan.loss in ("wasserstein", "hinge"):
       metrics["w_distance"] = metrics["d_real"] - metrics["d_fake"]
@@ -195,11 +196,29 @@ class GanTrainer:
                          train=False)
     return x
 
-  def eval_metrics(self, samples: np.ndarray) -> dict[str, float]:
-    """Sample-quality metrics that this dataset supports (host side)."""
-    if "modes" in self.info.extras:
-      from gen_jax.metrics.mixture import mixture_metrics
-      m = mixture_metrics(samples, self.info.extras["modes"],
-                          self.info.extras["mode_std"])
+  def eval_metrics(self, samples: np.ndarray,
+                   real: np.ndarray) -> dict[str, float]:
+    """Sample-quality metrics that this dataset supports (host side).
+
+    2D mixtures: modes captured, % high quality, reverse KL. Images with a
+    digit classifier (`info.extras['classifier']`): domain FID, KID,
+    precision/recall and NDB against `real`, and for stacked digits the modes
+    covered out of 1000 and the KL to uniform.
+    """
+    from gen_jax import metrics
+    extras = self.info.extras
+    if "modes" in extras:
+      m = metrics.mixture_metrics(samples, extras["modes"], extras["mode_std"])
       return {k: float(m[k]) for k in ("modes", "hq", "reverse_kl")}
-    return {}
+    if "classifier" not in extras:
+      return {}
+    classifier = metrics.get_classifier(extras["classifier"],
+                                        self.info.example_shape[0])
+    vr = self.info.value_range
+    out = metrics.image_metrics(
+        samples, real, classifier, vr, kid_subset_size=min(1000, len(real)),
+        ndb_bins=max(2, min(100, len(real) // 20)))
+    if extras.get("num_modes") == 1000:
+      m = metrics.stacked_mode_metrics(samples, classifier, vr)
+      out.update(modes=m["modes"], kl=m["kl"])
+    return {k: float(v) for k, v in out.items()}

@@ -1,0 +1,105 @@
+"""Output shapes and ranges of every model at every resolution."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_jax.models import dcgan, layers, mlp, upsample
+from gen_jax.models import vae as vae_models
+
+KEY = jax.random.key(0)
+
+
+@pytest.mark.parametrize("resolution", dcgan.RESOLUTIONS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_generator_shape_and_range(resolution, channels):
+  g = dcgan.Generator(resolution=resolution, channels=channels, width=8)
+  z = jax.random.normal(KEY, (3, 16))
+  variables = g.init(KEY, z, train=False)
+  x, _ = g.apply(variables, z, train=True, mutable=["batch_stats"])
+  assert x.shape == (3, resolution, resolution, channels)
+  assert float(jnp.max(jnp.abs(x))) <= 1.0
+  assert float(jnp.std(x)) > 0  # not a constant output
+
+
+@pytest.mark.parametrize("resolution", dcgan.RESOLUTIONS)
+@pytest.mark.parametrize("norm", layers.D_NORMS)
+def test_dcgan_discriminator_shape(resolution, norm):
+  d = dcgan.Discriminator(width=8, norm=norm)
+  x = jax.random.normal(KEY, (3, resolution, resolution, 3))
+  variables = d.init(KEY, x, train=False)
+  logits, _ = d.apply(variables, x, train=True, mutable=["batch_stats"])
+  assert logits.shape == (3,)
+  assert np.all(np.isfinite(logits))
+
+
+def test_dcgan_rejects_other_resolutions():
+  with pytest.raises(ValueError, match="resolution 20 is not one of"):
+    dcgan.num_doublings(20)
+
+
+def test_dcgan_64_matches_the_pytorch_example_widths():
+  g = dcgan.Generator(resolution=64, channels=3, width=64)
+  variables = g.init(KEY, jnp.zeros((1, 100)), train=False)
+  shapes = {k: v["kernel"].shape for k, v in variables["params"].items()
+            if "kernel" in v}
+  assert shapes["Dense_0"] == (100, 4 * 4 * 512)
+  assert [shapes[f"up{i}"] for i in range(4)] == [
+      (4, 4, 512, 256), (4, 4, 256, 128), (4, 4, 128, 64), (4, 4, 64, 3)]
+
+
+@pytest.mark.parametrize("norm", layers.D_NORMS)
+def test_mlp_gan_shapes(norm):
+  g = mlp.Generator(out_dim=2, hidden=(16, 16))
+  z = jax.random.normal(KEY, (5, 2))
+  x, _ = g.apply(g.init(KEY, z, train=False), z, train=True,
+                 mutable=["batch_stats"])
+  assert x.shape == (5, 2)
+  d = mlp.Discriminator(hidden=(16, 16), norm=norm)
+  logits, _ = d.apply(d.init(KEY, x, train=False), x, train=True,
+                      mutable=["batch_stats"])
+  assert logits.shape == (5,)
+
+
+def test_spectral_norm_bounds_the_layer_norm():
+  d = mlp.Discriminator(hidden=(32,), norm="spectral")
+  x = jax.random.normal(KEY, (64, 2))
+  variables = d.init(KEY, x, train=False)
+  # A few power iterations converge to the largest singular value.
+  for _ in range(20):
+    _, state = d.apply(variables, x, train=True, mutable=["batch_stats"])
+    variables = {"params": variables["params"], **state}
+  kernel = variables["params"]["Dense_0"]["kernel"]
+  sigma = variables["batch_stats"]["SpectralNorm_0"]["Dense_0/kernel/sigma"]
+  np.testing.assert_allclose(sigma, np.linalg.svd(kernel, compute_uv=False)[0],
+                             rtol=1e-3)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+@pytest.mark.parametrize("likelihood,per_channel", [("bernoulli", 1),
+                                                    ("gaussian", 2)])
+@pytest.mark.parametrize("shape", [(16, 16, 1), (28, 28, 1), (32, 32, 3)])
+def test_vae_shapes(arch, likelihood, per_channel, shape):
+  if arch == "mlp":
+    model = vae_models.VAE(vae_models.MLPEncoder(4, (32,)),
+                           vae_models.MLPDecoder(shape, per_channel, (32,)))
+  else:
+    model = vae_models.VAE(vae_models.ConvEncoder(4, 8),
+                           vae_models.ConvDecoder(shape, per_channel, 8))
+  x = jax.random.uniform(KEY, (3, *shape))
+  eps = jax.random.normal(KEY, (3, 4))
+  variables = model.init(KEY, x, eps)
+  out, mu, log_sigma = model.apply(variables, x, eps)
+  assert out.shape == (3, *shape[:-1], shape[-1] * per_channel)
+  assert mu.shape == log_sigma.shape == (3, 4)
+  decoded = model.apply(variables, eps, method=vae_models.VAE.decode)
+  assert decoded.shape == out.shape
+
+
+@pytest.mark.parametrize("impl", upsample.UPSAMPLE_IMPLS)
+def test_upsample_doubles_resolution(impl):
+  layer = upsample.UpConv2x(5, impl)
+  x = jax.random.normal(KEY, (2, 4, 6, 3))
+  y = layer.apply(layer.init(KEY, x), x)
+  assert y.shape == (2, 8, 12, 5)
