@@ -73,3 +73,19 @@ def test_parameters_match_nn_conv():
     assert jax.tree.map(jnp.shape, got) == want
   with pytest.raises(ValueError, match="sub_pixel_grad"):
     downsample.DownConv2x(6, impl="nope").init(jax.random.key(0), x)
+
+
+def test_fast_inside_loops():
+  # Not a timing test: checks that the kernel gradient keeps XLA's canonical
+  # dimension labels, the form XLA CPU runs fast inside while loops.
+  x = jnp.zeros((2, 8, 8, 3))
+  kernel = jnp.zeros((4, 4, 3, 5))
+
+  def loop(x, kernel):
+    grad = jax.grad(lambda k: jnp.sum(downsample.conv_2x_down(x, k)))
+    return jax.lax.fori_loop(0, 2, lambda i, k: k - grad(k), kernel)
+
+  hlo = jax.jit(loop).lower(x, kernel).compile().as_text()
+  labels = {line.split("dim_labels=")[1].split(",")[0]
+            for line in hlo.splitlines() if " convolution(" in line}
+  assert labels == {"b01f_01io->b01f"}, labels
