@@ -20,26 +20,53 @@ import jax
 from bench import train_steps
 
 
-def hlo_index(hlo_text: str) -> dict[str, str]:
-  """HLO instruction name -> short description (shapes, window, op_name)."""
-  index = {}
+def hlo_index(hlo_text: str) -> tuple[dict[str, str], dict[str, str]]:
+  """HLO instruction name -> (short description, source layer).
+
+  A fusion's source is the first JAX op_name found in its fused computation
+  (convolutions and dots first), so that fusions group by layer.
+  """
+  sources: dict[str, str] = {}   # computation name -> op_name
+  computation = None
+  index, calls = {}, {}
   for line in hlo_text.splitlines():
+    head = re.match(r"\s*%?([\w.\-]+) .*\{\s*$", line)
+    if head and "=" not in line.split("{")[0]:
+      computation = head.group(1)
+    source = re.search(r'op_name="([^"]*)"', line)
+    if computation and source and (computation not in sources
+                                   or " convolution(" in line
+                                   or " dot(" in line):
+      if computation not in sources or "conv" not in sources[computation]:
+        sources[computation] = source.group(1)
     m = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (\S+) (\w[\w\-]*)\((.*)", line)
     if not m:
       continue
     name, shape, op, rest = m.groups()
     window = re.search(r"window=\{([^}]*)\}", rest)
     labels = re.search(r"dim_labels=(\S+),", rest)
-    source = re.search(r'op_name="([^"]*)"', rest)
+    called = re.search(r"calls=%?([\w.\-]+)", rest)
     parts = [op, shape]
     if window:
       parts.append(window.group(1))
     if labels:
       parts.append(labels.group(1))
-    if source:
-      parts.append(source.group(1)[-90:])
     index[name] = " ".join(parts)
-  return index
+    calls[name] = (source.group(1) if source else
+                   called.group(1) if called else "")
+  layers = {name: sources.get(c, c) for name, c in calls.items()}
+  return index, layers
+
+
+def layer_of(op_name: str) -> str:
+  """'jit(train_step)/transpose(jvp(Discriminator))/Conv_1/...' ->
+  'Discriminator/Conv_1 backward'."""
+  module = re.search(r"(Generator|Discriminator|VAE)\)*/([A-Za-z]+_?\d*)",
+                     op_name)
+  if not module:
+    return "other (optimizer, losses, RNG, copies)"
+  direction = "backward" if "transpose(" in op_name else "forward"
+  return f"{module.group(1)}/{module.group(2)} {direction}"
 
 
 def main() -> None:
@@ -64,24 +91,26 @@ def main() -> None:
     if e.get("ph") == "X":
       total[e["name"]] += e["dur"] / 1e3 / args.steps  # ms per step
   step_ms = total.get("ThunkExecutor::Execute", 0.0)
-  index = hlo_index(compiled.as_text())
+  index, layers = hlo_index(compiled.as_text())
   print(f"{args.case}: {step_ms:.1f} ms per step in XLA thunks\n")
-  print("| ms/step | % | HLO op | what |")
-  print("|---|---|---|---|")
+  print("| ms/step | % | HLO op | what | layer |")
+  print("|---|---|---|---|---|")
   shown = 0
   for name, ms in total.most_common():
     if name not in index:
       continue
-    print(f"| {ms:.1f} | {100 * ms / step_ms:.0f}% | {name} | {index[name]} |")
+    print(f"| {ms:.1f} | {100 * ms / step_ms:.0f}% | {name} | {index[name]} | "
+          f"{layer_of(layers[name])} |")
     shown += 1
     if shown == args.top:
       break
-  by_kind = collections.Counter()
+  by_layer = collections.Counter()
   for name, ms in total.items():
     if name in index:
-      by_kind[index[name].split()[0]] += ms
-  print("\nby HLO opcode: " + ", ".join(f"{k} {v:.1f} ms"
-                                       for k, v in by_kind.most_common(8)))
+      by_layer[layer_of(layers[name])] += ms
+  print("\n| layer | ms/step | % |\n|---|---|---|")
+  for layer, ms in sorted(by_layer.items(), key=lambda kv: -kv[1]):
+    print(f"| {layer} | {ms:.1f} | {100 * ms / step_ms:.0f}% |")
 
 
 if __name__ == "__main__":
