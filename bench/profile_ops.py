@@ -53,8 +53,8 @@ def hlo_index(hlo_text: str) -> tuple[dict[str, str], dict[str, str]]:
       parts.append(labels.group(1))
     index[name] = " ".join(parts)
     calls[name] = (source.group(1) if source else
-                   called.group(1) if called else "")
-  layers = {name: sources.get(c, c) for name, c in calls.items()}
+                   sources.get(called.group(1), name) if called else name)
+  layers = calls
   return index, layers
 
 
@@ -63,6 +63,10 @@ def layer_of(op_name: str) -> str:
   'Discriminator/Conv_1 backward'."""
   module = re.search(r"(Generator|Discriminator|VAE)\)*/([A-Za-z]+_?\d*)",
                      op_name)
+  if not module and op_name.startswith("ynn_fusion"):
+    # YNNPACK convolutions whose fused computation kept no metadata: in these
+    # models, the sub-pixel generator layers' kernel gradients.
+    return "unattributed YNNPACK convolutions (generator kernel gradients)"
   if not module:
     return "other (optimizer, losses, RNG, copies)"
   direction = "backward" if "transpose(" in op_name else "forward"

@@ -125,28 +125,31 @@ def main() -> None:
     torch_step(tb)
     torch_first = time.perf_counter() - start
     gflop = flops.count_flops(torch_step, tb) / 1e9
+    cpu: dict[str, list[float]] = {}
     times = timing.interleaved({"jax": jax_run, "torch": lambda: torch_step(tb)},
-                               args.repeats)
+                               args.repeats, cpu=cpu)
     images = shape[0] * shape[1]
     rows.append((name, times, images, gflop, jax_first, jax_compile,
-                 torch_first))
+                 torch_first, cpu))
     print(f"  {name} done, load {timing.load_average()}", flush=True)
 
   print("\n| case | GFLOP/step | gen_jax ms/step | PyTorch ms/step | "
         "gen_jax / PyTorch time | speed-up | gen_jax img/s | PyTorch img/s | "
-        "gen_jax % of peak | PyTorch % of peak |")
-  print("|---" * 10 + "|")
-  for name, times, images, gflop, *_ in rows:
+        "gen_jax % of peak | PyTorch % of peak | gen_jax CPU ms/step | "
+        "PyTorch CPU ms/step |")
+  print("|---" * 12 + "|")
+  for name, times, images, gflop, *_, cpu in rows:
     jm, tm = timing.median_ms(times["jax"]), timing.median_ms(times["torch"])
     pct = lambda ms: 100 * gflop / (ms * 1e-3) / ceiling["jax"]
     print(f"| {name} | {gflop:.1f} | {jm:.1f} ({timing.spread_ms(times['jax'])})"
           f" | {tm:.1f} ({timing.spread_ms(times['torch'])}) | {jm / tm:.2f} | "
           f"{tm / jm:.2f}x | {images / jm * 1e3:.0f} | {images / tm * 1e3:.0f} |"
-          f" {pct(jm):.0f}% | {pct(tm):.0f}% |")
+          f" {pct(jm):.0f}% | {pct(tm):.0f}% | {timing.median_ms(cpu['jax']):.0f}"
+          f" | {timing.median_ms(cpu['torch']):.0f} |")
   print("\n| case | gen_jax compile s | gen_jax first step s | "
         "PyTorch first step s |")
   print("|---" * 4 + "|")
-  for name, _, _, _, jax_first, jax_compile, torch_first in rows:
+  for name, _, _, _, jax_first, jax_compile, torch_first, _ in rows:
     print(f"| {name} | {jax_compile:.2f} | {jax_first:.2f} | "
           f"{torch_first:.2f} |")
   print(f"\nload after: {timing.load_average()}")
