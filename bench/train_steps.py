@@ -3,6 +3,8 @@
   PYTHONPATH=. python bench/train_steps.py [--cases dcgan64,wgan_gp28]
       [--repeats 7] [--upsample sub_pixel]
 
+--upsample defaults to sub_pixel, the recommended config.model.upsample.
+
 For each case: gen_jax's real trainer (configs/*.py, trainers/*.py, jitted as
 train.py does, donating the state) and bench/torch_reference.py's step of the
 same architecture and update run on the same random batch, alternately, after
@@ -106,8 +108,9 @@ def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--cases", default=",".join(CASES))
   parser.add_argument("--repeats", type=int, default=7)
-  parser.add_argument("--upsample", default="",
-                      help="override config.model.upsample (GAN and conv VAE)")
+  parser.add_argument("--upsample", default="sub_pixel",
+                      help="config.model.upsample for the GAN and conv VAE "
+                      "('' keeps the config's own)")
   args = parser.parse_args()
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), "
