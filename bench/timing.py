@@ -20,12 +20,17 @@ def time_once(fn: Fn) -> float:
   return time.perf_counter() - start
 
 
-def interleaved(fns: dict[str, Fn], repeats: int, warmup: int = 1
+def interleaved(fns: dict[str, Fn], repeats: int, warmup: int = 1,
+                cpu: dict[str, list[float]] | None = None
                 ) -> dict[str, list[float]]:
   """Times every function `repeats` times, round-robin, after `warmup` calls.
 
-  Round-robin order spreads slow phases of a noisy (shared) machine over all
-  candidates instead of penalising whichever ran during them.
+  Returns wall-clock seconds per call. Round-robin order spreads slow phases of
+  a noisy (shared) machine over all candidates instead of penalising whichever
+  ran during them. If `cpu` is a dict, it receives this process's CPU seconds
+  (all threads) per call: on a loaded machine that is steadier than wall time
+  for comparing two variants of the same framework (not across frameworks,
+  whose thread pools spin differently).
   """
   for fn in fns.values():
     for _ in range(warmup):
@@ -33,7 +38,10 @@ def interleaved(fns: dict[str, Fn], repeats: int, warmup: int = 1
   times = {name: [] for name in fns}
   for _ in range(repeats):
     for name, fn in fns.items():
+      start_cpu = time.process_time()
       times[name].append(time_once(fn))
+      if cpu is not None:
+        cpu.setdefault(name, []).append(time.process_time() - start_cpu)
   return times
 
 

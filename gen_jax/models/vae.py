@@ -65,7 +65,7 @@ class ConvDecoder(nn.Module):
   example_shape: Sequence[int]
   params_per_channel: int = 1
   width: int = 32
-  upsample: str = "conv_transpose"
+  upsample: str = "sub_pixel"
 
   @nn.compact
   def __call__(self, z: jax.Array) -> jax.Array:
