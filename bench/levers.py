@@ -7,6 +7,8 @@ core stays as it is until a lever proves worth it:
   base     configs as they are (with --upsample);
   xla_up_grad  the generator's sub-pixel layers differentiated by XLA
            instead of conv2x.sub_pixel_2x's custom VJP;
+  scan     the critic updates in a lax.scan (one compiled copy) instead of
+           the trainer's unrolled Python loop;
   lax_d    the critic's convolutions with XLA's own gradient (nn.Conv's)
            instead of DownConv2x's sub-pixel input gradient;
   bf16     generator and critic compute in bfloat16 (params, BN and losses
@@ -119,6 +121,20 @@ class XlaSubPixelGrad(gan.GanTrainer):
       return super().train_step(state, batch)
 
 
+class ScanCritic(gan.GanTrainer):
+  def train_step(self, state, batch):
+    key = jax.random.fold_in(state.key, state.step)
+    critic_keys = jax.random.split(jax.random.fold_in(key, 0),
+                                   self.batches_per_step)
+    state, d_metrics = jax.lax.scan(
+        lambda s, xs: self._critic_update(s, *xs), state,
+        (batch["x"], critic_keys))
+    state, g_metrics = self._generator_update(state, jax.random.fold_in(key, 1))
+    metrics = {k: v[-1] for k, v in d_metrics.items()}
+    metrics.update(g_metrics)
+    return state.replace(step=state.step + 1), metrics
+
+
 class LaxD(gan.GanTrainer):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
@@ -126,7 +142,7 @@ class LaxD(gan.GanTrainer):
 
 
 VARIANTS = {"base": gan.GanTrainer, "xla_up_grad": XlaSubPixelGrad,
-            "lax_d": LaxD, "bf16": Bf16,
+            "scan": ScanCritic, "lax_d": LaxD, "bf16": Bf16,
             "joint_d": JointD, "reuse_g": ReuseG}
 
 

@@ -78,13 +78,18 @@ def sub_pixel_2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return sub_pixel_phases(x, kernel)
 
 
+# The forward rules call the custom-VJP functions themselves (not their plain
+# bodies), so that an outer differentiation of a gradient (a gradient penalty)
+# uses these rules again instead of XLA's; likewise the backward rules.
+
+
 def _sub_pixel_forward(x, kernel):
-  return sub_pixel_phases(x, kernel), (x, kernel)
+  return sub_pixel_2x(x, kernel), (x, kernel)
 
 
 def _sub_pixel_backward(residuals, dy):
   x, kernel = residuals
-  dx = strided_conv(dy, _adjoint_kernel(kernel))
+  dx = _conv_2x_down_even(dy, _adjoint_kernel(kernel))
   # y[2i + 2 - t] += x[i] k[t]: the kernel gradient is strided_conv's with
   # dy as the input and x as the output gradient, flipped and transposed.
   dk = _adjoint_kernel(strided_conv_kernel_grad(dy, x))
@@ -109,7 +114,7 @@ def _conv_2x_down_even(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _down_forward(x, kernel):
-  return strided_conv(x, kernel), (x, kernel)
+  return _conv_2x_down_even(x, kernel), (x, kernel)
 
 
 def _down_backward(residuals, dy):
