@@ -17,6 +17,24 @@ from gen_jax.models.upsample import UPSAMPLE_IMPLS
 TRAINERS = ("gan", "vae")
 ON_NONFINITE = ("stop", "skip")
 
+# The only fields that may differ between the config a workdir was started
+# with (its config.json) and the one it is resumed with: they change how long
+# the run goes, what it reports and where, but not the model, the data or the
+# optimisation. Any other difference stops the resume (workdir.py). A new
+# field is *not* changeable unless it is added here. `prefix.*` matches a
+# whole group.
+CHANGEABLE_ON_RESUME = (
+    "train.num_steps",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.on_nonfinite",   # stop -> skip is how to get past a NaN
+    "data.data_dir",        # the same data, found somewhere else
+    "mesh.*",               # data-parallel layout: the same maths
+    "wandb.*",
+)
+
 
 def parse_arg(arg: str | None, default_dataset: str) -> tuple[str, bool]:
   """'digits,small' -> ('digits', True). The dataset may contain a colon."""
@@ -58,6 +76,7 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict()
   c.mesh.shape = (-1,)
   c.mesh.axes = ("data",)
+  c.mesh.num_devices = 0          # 0: all devices; N: the first N (1 process)
 
   c.wandb = ml_collections.ConfigDict()
   c.wandb.mode = "offline"

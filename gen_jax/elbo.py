@@ -5,6 +5,7 @@ N(mu, sigma^2) and prior N(0, I), the KL term is analytic:
 KL = 0.5 * sum(mu^2 + sigma^2 - 1 - log sigma^2).
 """
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -12,7 +13,9 @@ import jax.numpy as jnp
 
 from gen_jax.registry import Registry
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+# A Python float: a jnp constant here would start the JAX backend at import,
+# before main.py can call jax.distributed.initialize.
+_LOG_2PI = math.log(2.0 * math.pi)
 
 # A log-likelihood maps (decoder output, x), both (B, ...), to (B,) log p(x|z).
 LogLikelihood = Callable[[jax.Array, jax.Array], jax.Array]

@@ -5,8 +5,11 @@ wandb runs offline by default with its files inside the workdir
 environment variable WANDB_MODE wins over it. A run started by `wandb agent`
 (WANDB_SWEEP_ID set) logs online, since the sweep needs its metrics. The final
 metrics also go to `workdir/summary.json`, which marks a run as finished for
-`gen_jax.sweep`. A logging failure never stops training: wandb problems turn
-into one warning and wandb is switched off.
+`gen_jax.sweep`. A logging failure never stops training: when online mode
+cannot start (no API key, no network; at most `WANDB_INIT_TIMEOUT_S` of
+waiting) the run warns once and logs offline (`wandb sync` uploads it later);
+other wandb problems turn into one warning and wandb is switched off.
+metrics.jsonl is always written (process 0).
 """
 
 import json
@@ -19,6 +22,9 @@ from typing import Any
 import numpy as np
 
 WANDB_MODES = ("offline", "online", "disabled")
+# wandb.init waits up to 90 s by default for a server it cannot reach; the
+# environment variable WANDB_INIT_TIMEOUT overrides this.
+WANDB_INIT_TIMEOUT_S = 30.0
 
 
 def flat_config(config) -> dict[str, Any]:
@@ -60,6 +66,11 @@ def _truncate_after(path: str, step: int) -> None:
     with open(path + ".tmp", "w") as f:
       f.writelines(keep)
     os.replace(path + ".tmp", path)
+
+
+def _describe(e: Exception) -> str:
+  lines = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def wandb_mode(config) -> str:
@@ -111,17 +122,28 @@ class MetricLogger:
         with open(id_file, "w") as f:
           f.write(run_id)
       w = config.wandb
-      return wandb.init(
+      timeout = float(os.environ.get("WANDB_INIT_TIMEOUT",
+                                     WANDB_INIT_TIMEOUT_S))
+      init = lambda mode: wandb.init(
           project=w.project, entity=w.entity or None,
           name=w.name or os.path.basename(os.path.abspath(self.workdir)),
           group=w.group or None, tags=list(w.tags) or None,
           dir=self.workdir, id=run_id, resume="allow", mode=mode,
           config=flat_config(config), settings=wandb.Settings(
-              silent=True, console="off"))
+              silent=True, console="off", init_timeout=timeout))
+      if mode != "online":
+        return init(mode)
+      try:
+        return init("online")
+      except Exception as e:  # noqa: BLE001 -- no key, no network, ...
+        print(f"warning: wandb could not go online ({_describe(e)}); logging "
+              f"offline to {self.workdir}/wandb (upload later with `wandb "
+              "sync`)", file=sys.stderr)
+        wandb.teardown()  # else the failed attempt still holds the run id
+        return init("offline")
     except Exception as e:  # noqa: BLE001 -- logging must never stop training
-      print(f"warning: wandb could not start ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); continuing with "
-            "metrics.jsonl only", file=sys.stderr)
+      print(f"warning: wandb could not start ({_describe(e)}); continuing "
+            "with metrics.jsonl only", file=sys.stderr)
       return None
 
   def write(self, step: int, metrics: dict[str, Any]) -> None:

@@ -3,7 +3,8 @@
 Override any config field with `--config.FIELD=VALUE` (e.g.
 `--config.train.num_steps=3000 --config.gan.loss=hinge`). Running the same
 command again in the same workdir resumes from its latest checkpoint. Bad input
-is reported in one line on stderr with exit code 2.
+is reported in one line on stderr with exit code 2 (3 when training diverged).
+SIGTERM or Ctrl-C saves a checkpoint and exits with status 0.
 """
 
 import datetime
@@ -14,7 +15,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gen_jax.errors import UserError
+from gen_jax.errors import Preempted, UserError
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -90,20 +91,42 @@ def default_workdir(config_path: str) -> str:
   return os.path.join("runs", f"{name}-{suffix}")
 
 
+def cluster_detected(environ=os.environ) -> bool:
+  """Whether a cluster launched this process as one of several, so that
+  `jax.distributed.initialize()` can find its peers by itself: a Cloud TPU VM
+  (one process per host; on a single-host slice it finds just itself), GKE
+  TPU workers, or a Slurm job step with more than one task (one per GPU)."""
+  if environ.get("TPU_WORKER_HOSTNAMES") or environ.get(
+      "TPU_PROCESS_ADDRESSES"):
+    return True
+  # An srun step's task count (a batch script itself is one task, whatever
+  # --ntasks the job has).
+  tasks = environ.get("SLURM_STEP_NUM_TASKS", environ.get("SLURM_NTASKS", "1"))
+  if "SLURM_JOB_ID" in environ and int(tasks) > 1:
+    return True
+  try:  # set by `import jax` when libtpu and TPU chips are present
+    from jax._src import cloud_tpu_init
+  except ImportError:
+    return False
+  return bool(getattr(cloud_tpu_init, "running_in_cloud_tpu_vm", False))
+
+
 def _initialize_distributed() -> None:
   """Explicit flags, or auto-detection on TPU VMs and Slurm."""
   import jax
-  if FLAGS.coordinator_address or FLAGS.num_processes:
-    if None in (FLAGS.coordinator_address, FLAGS.num_processes,
-                FLAGS.process_id):
+  explicit = (FLAGS.coordinator_address, FLAGS.num_processes,
+              FLAGS.process_id)
+  if any(v is not None for v in explicit):
+    if None in explicit:
       _fail("--coordinator_address, --num_processes and --process_id must be "
             "given together")
+    if not 0 <= FLAGS.process_id < FLAGS.num_processes:
+      _fail(f"--process_id={FLAGS.process_id} must be in [0, "
+            f"--num_processes={FLAGS.num_processes})")
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
                                num_processes=FLAGS.num_processes,
                                process_id=FLAGS.process_id)
-  elif ("TPU_WORKER_HOSTNAMES" in os.environ
-        or "SLURM_JOB_ID" in os.environ and
-        int(os.environ.get("SLURM_NTASKS", "1")) > 1):
+  elif cluster_detected():
     jax.distributed.initialize()
 
 
@@ -115,15 +138,31 @@ def main(argv: list[str]) -> None:
   if not FLAGS["verbosity"].present:  # Orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   workdir = FLAGS.workdir
-  if not workdir:
-    workdir = default_workdir(flags.FLAGS["config"].config_filename)
-    print(f"no --workdir given: writing to {workdir}", file=sys.stderr)
+  if workdir and "://" in workdir:
+    _fail(f"--workdir={workdir}: URLs are not supported; give a directory "
+          "that every host sees, e.g. a Cloud Storage FUSE mount "
+          "(tpu/setup.sh mounts gs://BUCKET at /gcs/BUCKET) or NFS")
   _initialize_distributed()
+  if not workdir:
+    import jax
+    if jax.process_count() > 1 and "WANDB_RUN_ID" not in os.environ:
+      _fail("--workdir is required with several processes: they must all "
+            "write to the same directory")
+    workdir = default_workdir(flags.FLAGS["config"].config_filename)
+    if jax.process_index() == 0:
+      print(f"no --workdir given: writing to {workdir}", file=sys.stderr)
   from gen_jax import train
   try:
     train.train_and_evaluate(FLAGS.config, workdir)
   except UserError as e:
     _fail(str(e), e.exit_code)
+  except Preempted as e:  # a checkpoint was saved: not a failure
+    print(str(e), file=sys.stderr)
+    sys.exit(0)
+  except KeyboardInterrupt:  # a second Ctrl-C: stopped without saving
+    print("interrupted: resuming starts from the last checkpoint",
+          file=sys.stderr)
+    sys.exit(130)
 
 
 def run() -> None:

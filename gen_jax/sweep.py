@@ -283,7 +283,7 @@ def load(path: str, check: bool = True) -> Sweep:
 class Trial:
   name: str
   params: dict[str, Any]
-  status: str = "pending"       # pending, running, finished, failed
+  status: str = "pending"  # pending, running, interrupted, finished, failed
   returncode: int | None = None
   summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -402,7 +402,8 @@ class Executor:
     for t in self.trials:
       if t.status == "running" and os.path.exists(self._summary(t)):
         self._finish(t, 0, save=False)  # finished as the executor stopped
-      elif t.status == "running" or (retry_failed and t.status == "failed"):
+      elif t.status in ("running", "interrupted") or (
+          retry_failed and t.status == "failed"):
         t.status, t.returncode = "pending", None  # resumes from its checkpoint
     self.total = (min(grid_size(sweep), max_runs or 10**9)
                   if sweep.method == "grid" else max_runs)
@@ -450,12 +451,16 @@ class Executor:
 
   def _finish(self, trial: Trial, returncode: int, save: bool = True) -> None:
     """A trial with summary.json is finished (the training loop writes it
-    last, after the final evaluation); without one it failed."""
+    last, after the final evaluation); one that exited 0 without it was
+    preempted (it saved a checkpoint) and resumes on the next invocation;
+    otherwise it failed."""
     trial.returncode = returncode
     if os.path.exists(self._summary(trial)):
       with open(self._summary(trial)) as f:
         trial.summary = json.load(f)
       trial.status = "finished"
+    elif returncode == 0:
+      trial.status = "interrupted"
     else:
       trial.status = "failed"
     if save:
@@ -475,7 +480,8 @@ class Executor:
   def run(self) -> list[Trial]:
     from tqdm import tqdm
     os.makedirs(self.directory, exist_ok=True)
-    done = sum(t.status in ("finished", "failed") for t in self.trials)
+    done = sum(t.status in ("finished", "failed", "interrupted")
+               for t in self.trials)
     bar = tqdm(total=self.total, initial=done, desc=self.sweep.name,
                unit="trial", dynamic_ncols=True)
     active: dict[str, tuple[Trial, subprocess.Popen]] = {}
@@ -554,8 +560,12 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     return 130
   failed = [t.name for t in trials if t.status == "failed"]
+  interrupted = [t.name for t in trials if t.status == "interrupted"]
   results = os.path.join(executor.directory, "results.md")
   print(f"{len(trials)} trials, {len(failed)} failed; results: {results}")
+  if interrupted:
+    print(f"preempted: {', '.join(interrupted)}: run the same command again "
+          "to resume them", file=sys.stderr)
   if failed:
     print(f"failed: {', '.join(failed)} (logs: "
           f"{os.path.join(executor.directory, 'runs', 'NAME', 'log.txt')})",

@@ -8,6 +8,7 @@ model; it returns the final metrics. Outputs in `workdir`: `config.json`,
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from typing import Any
@@ -17,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from gen_jax import checkpoint, config_lib, data, parallel, plots, trainers
-from gen_jax.errors import UserError
+from gen_jax import (checkpoint, config_lib, data, nonfinite, parallel, plots,
+                     preemption, trainers)
+from gen_jax import workdir as workdir_lib
+from gen_jax.errors import Preempted
 from gen_jax.logger import MetricLogger
 
 GRID_SIZE = 64
@@ -47,19 +50,6 @@ def _prefetch(produce, size: int = 2):
   return get
 
 
-def prepare_workdir(workdir: str, config) -> None:
-  """Creates the workdir and records the config it was started with."""
-  try:
-    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    if jax.process_index() == 0 and not os.path.exists(path):
-      with open(path + ".tmp", "w") as f:
-        f.write(config.to_json_best_effort(indent=2, sort_keys=True))
-      os.replace(path + ".tmp", path)
-  except OSError as e:
-    raise UserError(f"workdir {workdir!r} is not usable: {e.strerror}") from e
-
-
 class _Run:
   """The pieces of one run, built before anything is compiled."""
 
@@ -67,7 +57,8 @@ class _Run:
     config_lib.validate(config)
     self.config = config
     self.workdir = workdir
-    self.mesh = parallel.make_mesh(config.mesh.shape, config.mesh.axes)
+    self.mesh = parallel.make_mesh(config.mesh.shape, config.mesh.axes,
+                                   config.mesh.num_devices)
     parallel.check_batch_size(config.data.batch_size, self.mesh,
                               "config.data.batch_size")
     self.dataset = data.get_dataset(config.data)
@@ -108,9 +99,38 @@ def _stack(batches: list[dict]) -> dict:
   return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
 
-def _mean_metrics(history: list[dict]) -> dict[str, float]:
-  host = jax.device_get(history)
-  return {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+def _window_metrics(window: list[dict], skip: bool) -> dict[str, float]:
+  """Means over the steps since the last log (host values). With skip, the
+  means are over the kept updates and `skipped` counts the dropped ones."""
+  flags = [bool(w[nonfinite.FLAG]) for w in window]
+  kept = [w for w, bad in zip(window, flags) if not bad] if skip else window
+  out = {k: float(np.mean([w[k] for w in kept])) if kept else float("nan")
+         for k in window[0] if k != nonfinite.FLAG}
+  if skip:
+    out["skipped"] = sum(flags)
+  return out
+
+
+def _window_to_json(window: list[dict]) -> dict:
+  """The unlogged steps' metrics, exactly (floats round-trip through JSON),
+  so that the first log after a resume averages the same values."""
+  names = list(window[0]) if window else []
+  return {"window": {
+      "names": names,
+      "dtypes": [str(np.asarray(window[0][k]).dtype) for k in names],
+      "values": [[float(w[k]) for k in names] for w in window]}}
+
+
+def _window_from_json(loop_state: dict) -> list[dict]:
+  w = loop_state.get("window", {"names": [], "dtypes": [], "values": []})
+  dtypes = [jnp.dtype(d) for d in w["dtypes"]]
+  return [{k: np.asarray(v, d) for k, d, v in zip(w["names"], dtypes, row)}
+          for row in w["values"]]
+
+
+def _nbytes(tree) -> int:
+  return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree)
+             if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key))
 
 
 def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
@@ -159,58 +179,74 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming if it holds a checkpoint).
 
   Returns the final metrics: the last logged training metrics and the final
-  evaluation's `eval/...` metrics.
+  evaluation's `eval/...` metrics. Raises `Preempted` after saving a
+  checkpoint on SIGTERM/SIGINT, `NonFiniteError` when training diverges with
+  `config.train.on_nonfinite='stop'`, and `UserError` for bad input.
   """
-  run = _Run(config, workdir)
-  prepare_workdir(workdir, config)
-  trainer, mesh = run.trainer, run.mesh
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                 config.train.keep_checkpoints)
-
-  init = jax.jit(trainer.init, out_shardings=run.replicated)
+  run = _Run(config, workdir)  # checks the config; compiles nothing
+  workdir_lib.check(workdir, config)  # before anything is compiled or written
+  trainer, mesh, t = run.trainer, run.mesh, config.train
   key = jax.random.key(config.seed)
-  stream = run.stream()
-  step = ckpt.latest_step() or 0
-  if step:
-    target = jax.eval_shape(trainer.init, key)
-    target = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                       sharding=run.replicated), target)
-    state, data_state = ckpt.restore(step, target)
-    stream.set_state(data_state)
-  else:
-    state = init(key)
-
-  train_step = jax.jit(
-      trainer.train_step,
-      in_shardings=(run.replicated, parallel.batch_sharding(mesh, 1)),
-      out_shardings=(run.replicated, run.replicated), donate_argnums=0)
-
-  def produce():
-    local = _stack([next(stream) for _ in range(trainer.batches_per_step)])
-    return parallel.global_batch(local, mesh, leading=1), stream.get_state()
-
-  logger = MetricLogger(workdir, config, run.is_main, start_step=step)
-  next_batch = _prefetch(produce)
-  num_steps = config.train.num_steps
-  history: list[dict] = []
-  final: dict[str, Any] = {}
-  data_state = stream.get_state()
-  bar = tqdm(total=num_steps, initial=step, disable=not run.is_main,
-             desc=os.path.basename(os.path.abspath(workdir)), unit="step",
-             dynamic_ncols=True)
-  last_time, last_step = time.perf_counter(), step
+  abstract = jax.eval_shape(trainer.init, key)
+  workdir_lib.prepare(workdir, config, _nbytes(abstract))
+  parallel.check_shared_directory(workdir)
+  ckpt = checkpoint.Checkpointer(workdir_lib.checkpoint_dir(workdir),
+                                 t.keep_checkpoints)
+  logger = next_batch = bar = None
+  # Signals are caught from here on; the loop saves and stops after a step.
+  watcher = preemption.Watcher()
   try:
+    stream = run.stream()
+    window: list[dict] = []  # metrics of the steps since the last log
+    restored = ckpt.restore_latest(jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                       sharding=run.replicated), abstract))
+    if restored:
+      step, state, data_state, loop_state = restored
+      stream.set_state(data_state)
+      window = _window_from_json(loop_state)
+      if run.is_main:
+        print(f"resuming {workdir} from step {step}", file=sys.stderr)
+    else:
+      step = 0
+      state = jax.jit(trainer.init, out_shardings=run.replicated)(key)
+
+    skip = t.on_nonfinite == "skip"
+    train_step = parallel.jit_train_step(
+        nonfinite.guard(trainer.train_step, t.on_nonfinite), mesh)
+
+    def produce():
+      local = _stack([next(stream) for _ in range(trainer.batches_per_step)])
+      return parallel.global_batch(local, mesh, leading=1), stream.get_state()
+
+    logger = MetricLogger(workdir, config, run.is_main, start_step=step)
+    next_batch = _prefetch(produce)
+    num_steps = t.num_steps
+    final: dict[str, Any] = {}
+    data_state = stream.get_state()
+    bar = tqdm(total=num_steps, initial=step, disable=not run.is_main,
+               desc=os.path.basename(os.path.abspath(workdir)), unit="step",
+               dynamic_ncols=True)
+    last_time, last_step = time.perf_counter(), step
     while step < num_steps:
       batch, data_state = next_batch()
       state, metrics = train_step(state, batch)
-      history.append(metrics)
+      window.append(metrics)
       step += 1
       bar.update(1)
       done = step == num_steps
-      if step % config.train.log_every == 0 or done:
-        train_metrics = _mean_metrics(history)
-        history = []
+      stop = watcher.reached(step) and not done
+      log = step % t.log_every == 0 or done
+      do_eval = step % t.eval_every == 0 or done
+      save = step % t.checkpoint_every == 0 or done or stop
+      if log or do_eval or save:
+        # The only host syncs: every step before a log, evaluation or save
+        # is checked, so no NaN state is evaluated or saved.
+        window = jax.device_get(window)
+        nonfinite.check(window, step, t.on_nonfinite)
+      if log:
+        train_metrics = _window_metrics(window, skip)
+        window = []
         now = time.perf_counter()
         train_metrics["steps_per_sec"] = (step - last_step) / (now - last_time)
         last_time, last_step = now, step
@@ -218,23 +254,29 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         logger.write(step, train_metrics)
         bar.set_postfix({k: f"{v:.3g}" for k, v in train_metrics.items()
                          if k != "steps_per_sec"}, refresh=False)
-      if step % config.train.eval_every == 0 or done:
+      if do_eval:
         eval_metrics = evaluate(run, state, step, logger)
         final.update(eval_metrics)
         logger.write(step, eval_metrics)
         last_time = time.perf_counter()  # evaluation is not training time
-      if step % config.train.checkpoint_every == 0 or done:
-        ckpt.save(step, state, data_state)
+      if save:
+        ckpt.save(step, state, data_state, _window_to_json(window))
+      if stop:
+        raise Preempted(step, watcher.signal_name)
     if not final:  # resumed a finished run: evaluate once more
       final.update(evaluate(run, state, step, logger))
     final["step"] = step
     logger.summary(final)
   finally:
-    next_batch.stop()
-    bar.close()
+    watcher.close()
+    if next_batch is not None:
+      next_batch.stop()
+    if bar is not None:
+      bar.close()
     ckpt.wait()
     ckpt.close()
-    logger.close()
+    if logger is not None:
+      logger.close()
   if run.is_main:
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v
                       for k, v in final.items()}))

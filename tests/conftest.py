@@ -27,6 +27,41 @@ def load_config(name: str, arg: str | None = None):
   return module.get_config(arg)
 
 
+def read_checkpoint(workdir, step) -> dict:
+  """{'state/<leaf path>': numpy array, 'data': {'process_I-of-N.json': ...},
+  'loop': ...} of one checkpoint, read without a target (PRNG keys as their
+  key data)."""
+  import json
+
+  import numpy as np
+  import orbax.checkpoint as ocp
+  path = os.path.join(workdir, "checkpoints", str(step))
+  with ocp.StandardCheckpointer() as c:
+    state = c.restore(os.path.join(path, "state"))
+  is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  out = {f"state/{k}": np.asarray(jax.random.key_data(v) if is_key(v) else v)
+         for k, v in ocp.tree.to_flat_dict(state, sep="/").items()}
+  with open(os.path.join(path, "loop", "metadata")) as f:
+    out["loop"] = json.load(f)
+  data = os.path.join(path, "data")  # one position per process
+  out["data"] = {name: json.load(open(os.path.join(data, name)))
+                 for name in sorted(os.listdir(data))
+                 if name.startswith("process_")}
+  return out
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+  """Same keys; arrays of the same dtype, shape and bytes; other values ==."""
+  import numpy as np
+  assert a.keys() == b.keys()
+  for k in a:
+    if isinstance(a[k], np.ndarray):
+      assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+      assert a[k].tobytes() == b[k].tobytes(), k
+    else:
+      assert a[k] == b[k], k
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _eight_devices():
   assert jax.device_count() == 8, "tests expect 8 simulated CPU devices"

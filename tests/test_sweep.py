@@ -396,3 +396,20 @@ def test_a_run_under_a_sweep_agent_logs_online(monkeypatch):
   assert logger.wandb_mode(config) == "online"
   monkeypatch.setenv("WANDB_MODE", "disabled")
   assert logger.wandb_mode(config) == "disabled"
+
+
+def test_a_preempted_trial_is_resumed_not_failed(tmp_path):
+  # A trial that exits 0 without summary.json saved a checkpoint on SIGTERM:
+  # it is reported as interrupted and launched again by the next invocation.
+  s = sweep.load(_tiny(tmp_path))
+  (tmp_path / "sweep").mkdir()
+  executor = sweep.Executor(s, str(tmp_path / "sweep"), None, 1)
+  trial = executor._next()
+  executor._finish(trial, 0)
+  assert trial.status == "interrupted"
+  again = sweep.Executor(s, str(tmp_path / "sweep"), None, 1)
+  assert [t.status for t in again.trials] == ["pending"]
+  executor._finish(trial, 1)
+  assert trial.status == "failed"
+  assert [t.status for t in sweep.Executor(s, str(tmp_path / "sweep"), None,
+                                           1).trials] == ["failed"]

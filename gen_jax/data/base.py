@@ -92,9 +92,12 @@ def pad_batch(batch: Batch, size: int) -> Batch:
 class ArrayStream:
   """Epoch-shuffled batches from in-memory arrays; state is the batch count.
 
-  The global permutation of epoch `e` is `default_rng([seed, e])`'s, so that
-  the sequence of global batches is the same whatever the process count; each
-  process takes its contiguous slice of every global batch.
+  The global permutation of epoch `e` is `default_rng([seed, e])`'s; global
+  batch rows are sorted (locality) before each process takes its contiguous
+  slice, and a `transform` (e.g. dynamic binarization) is applied to the whole
+  global batch before slicing, so that the processes' slices put together are
+  exactly the single-process batch, row for row (rows are paired with noise
+  by position, so order matters as much as content).
   """
 
   def __init__(self, arrays: Batch, *, seed: int, local_batch_size: int,
@@ -122,12 +125,15 @@ class ArrayStream:
     if epoch != self._perm_epoch:
       self._perm = np.random.default_rng([self._seed, epoch]).permutation(self._n)
       self._perm_epoch = epoch
-    start = i * self._global + self._offset
-    idx = np.sort(self._perm[start:start + self._local])
-    batch = {k: v[idx] for k, v in self._arrays.items()}
+    rows = np.sort(self._perm[i * self._global:(i + 1) * self._global])
+    if self._transform is None:
+      rows = rows[self._offset:self._offset + self._local]
+    batch = {k: v[rows] for k, v in self._arrays.items()}
     if self._transform is not None:
       batch = self._transform(batch, np.random.default_rng(
           [self._seed, 1 << 20, self._count]))
+      batch = {k: v[self._offset:self._offset + self._local]
+               for k, v in batch.items()}
     self._count += 1
     return batch
 

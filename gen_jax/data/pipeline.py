@@ -65,7 +65,7 @@ class LoaderOptions:
 
 
 class GlobalBatches:
-  """Grain source: element k is this process's sorted example ids of batch k.
+  """Grain source: element k is this process's example ids of batch k.
 
   Endless (its length is sys.maxsize, as for grain's `repeat()`), so that the
   element index is the global batch count and the grain state says where the
@@ -97,9 +97,11 @@ class GlobalBatches:
 
   def __getitem__(self, k: int) -> tuple[int, np.ndarray]:
     epoch, i = divmod(int(k), self.batches_per_epoch)
-    start = i * self._global + self._offset
-    # Sorted: batch order does not matter to training, locality does to reads.
-    return int(k), np.sort(self._perm(epoch)[start:start + self._local])
+    # The global batch sorted (locality for reads), then this process's rows:
+    # put together, the processes' rows are the 1-process batch in the same
+    # order, which matters as rows are paired with noise by position.
+    rows = np.sort(self._perm(epoch)[i * self._global:(i + 1) * self._global])
+    return int(k), rows[self._offset:self._offset + self._local]
 
 
 class _LoadTrain:

@@ -19,7 +19,9 @@ class Generator(nn.Module):
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     x = z
     for width in self.hidden:
-      x = nn.Dense(width)(x)
+      # No bias before batch norm: its gradient is exactly zero, and Adam
+      # would turn the rounding noise in it into steps of size lr.
+      x = nn.Dense(width, use_bias=not self.batch_norm)(x)
       if self.batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
       x = nn.relu(x)
@@ -34,6 +36,7 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     for width in self.hidden:
-      x = nn.leaky_relu(normalized(nn.Dense(width), x, self.norm, train), 0.2)
+      dense = nn.Dense(width, use_bias=self.norm != "batch")  # as above
+      x = nn.leaky_relu(normalized(dense, x, self.norm, train), 0.2)
     out = normalized(nn.Dense(1), x, self.norm, train, normalize_output=False)
     return out[:, 0]

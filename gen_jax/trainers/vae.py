@@ -60,10 +60,16 @@ class VaeTrainer:
     return VaeState(step=jnp.zeros((), jnp.int32), key=key, params=params,
                     opt=self.tx.init(params))
 
+  def draw_noise(self, key: jax.Array, n: int) -> jax.Array:
+    """(n, latent_dim) standard normals for a global batch, drawn once and
+    sharded on the batch axis, so that values do not depend on the number of
+    devices."""
+    return self.constrain(jax.random.normal(
+        key, (n, self.config.model.latent_dim)))
+
   def _terms(self, params, x, key):
     """Per-example (negative ELBO, -log p(x|z), KL), each (B,)."""
-    eps = self.constrain(jax.random.normal(
-        key, (x.shape[0], self.config.model.latent_dim)))
+    eps = self.draw_noise(key, x.shape[0])
     out, mu, log_sigma = self.model.apply({"params": params}, x, eps)
     ll = self.log_likelihood(out, x)
     kl = elbo.gaussian_kl(mu, log_sigma)
@@ -103,7 +109,7 @@ class VaeTrainer:
 
   def sample(self, state: VaeState, key: jax.Array, n: int) -> jax.Array:
     """Means of p(x|z) for n draws z ~ N(0, I) from the prior."""
-    z = self.constrain(jax.random.normal(key, (n, self.config.model.latent_dim)))
+    z = self.draw_noise(key, n)
     out = self.model.apply({"params": state.params}, z,
                            method=vae_models.VAE.decode)
     return self.mean_image(out)
