@@ -5,6 +5,10 @@
 Each variant is the real GanTrainer with one change, defined here so that the
 core stays as it is until a lever proves worth it:
   base     configs as they are (with --upsample);
+  xla_up_grad  the generator's sub-pixel layers differentiated by XLA
+           instead of conv2x.sub_pixel_2x's custom VJP;
+  scan     the critic updates in a lax.scan (one compiled copy) instead of
+           the trainer's unrolled Python loop;
   lax_d    the critic's convolutions with XLA's own gradient (nn.Conv's)
            instead of DownConv2x's sub-pixel input gradient;
   bf16     generator and critic compute in bfloat16 (params, BN and losses
@@ -19,12 +23,14 @@ core stays as it is until a lever proves worth it:
 """
 
 import argparse
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from bench import timing, train_steps
+from gen_jax.models import conv2x, upsample
 from gen_jax.trainers import gan
 
 
@@ -109,13 +115,34 @@ class ReuseG(gan.GanTrainer):
     return state, {"d_loss": loss, "g_loss": gl}
 
 
+class XlaSubPixelGrad(gan.GanTrainer):
+  def train_step(self, state, batch):
+    with mock.patch.object(upsample, "sub_pixel_2x", conv2x.sub_pixel_phases):
+      return super().train_step(state, batch)
+
+
+class ScanCritic(gan.GanTrainer):
+  def train_step(self, state, batch):
+    key = jax.random.fold_in(state.key, state.step)
+    critic_keys = jax.random.split(jax.random.fold_in(key, 0),
+                                   self.batches_per_step)
+    state, d_metrics = jax.lax.scan(
+        lambda s, xs: self._critic_update(s, *xs), state,
+        (batch["x"], critic_keys))
+    state, g_metrics = self._generator_update(state, jax.random.fold_in(key, 1))
+    metrics = {k: v[-1] for k, v in d_metrics.items()}
+    metrics.update(g_metrics)
+    return state.replace(step=state.step + 1), metrics
+
+
 class LaxD(gan.GanTrainer):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     self.discriminator = self.discriminator.clone(downsample="conv")
 
 
-VARIANTS = {"base": gan.GanTrainer, "lax_d": LaxD, "bf16": Bf16,
+VARIANTS = {"base": gan.GanTrainer, "xla_up_grad": XlaSubPixelGrad,
+            "scan": ScanCritic, "lax_d": LaxD, "bf16": Bf16,
             "joint_d": JointD, "reuse_g": ReuseG}
 
 
@@ -123,7 +150,7 @@ def main() -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument("--case", default="dcgan64")
   parser.add_argument("--variants", default=",".join(VARIANTS))
-  parser.add_argument("--upsample", default="")
+  parser.add_argument("--upsample", default="sub_pixel")
   parser.add_argument("--repeats", type=int, default=5)
   args = parser.parse_args()
   print(f"load before: {timing.load_average()}")

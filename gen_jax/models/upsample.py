@@ -5,12 +5,15 @@ Every implementation computes the same function from the same parameters as a
 `kernel` (4, 4, in, out) and `bias` (out,), so checkpoints and configs do not
 depend on which one ran. `resize_conv` is the exception: nearest-neighbour
 resize then a 3x3 convolution, a different function with a (3, 3, in, out)
-kernel, which avoids checkerboard artefacts.
+kernel, which avoids checkerboard artefacts. `sub_pixel` is the fast one on
+CPU (gen_jax/models/conv2x.py, BENCHMARKS.md).
 """
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gen_jax.models.conv2x import sub_pixel_2x  # noqa: F401 (re-exported)
 
 UPSAMPLE_IMPLS = ("conv_transpose", "resize_conv", "sub_pixel")
 _DIMS = ("NHWC", "HWIO", "NHWC")
@@ -21,28 +24,6 @@ def conv_transpose_2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jax.lax.conv_transpose(
       x, kernel, strides=(2, 2), padding=((2, 2), (2, 2)),
       dimension_numbers=_DIMS)
-
-
-def sub_pixel_2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """`conv_transpose_2x` as four ordinary 2x2 convolutions, one per phase.
-
-  Output pixel (2i + a, 2j + b) only sees the kernel taps k[a::2, b::2] (for
-  `lax.conv_transpose`'s unflipped layout) applied to input rows i + a - 1,
-  i + a and columns j + b - 1, j + b: a 2x2 convolution padded by
-  ((1 - a, a), (1 - b, b)), whose output has the input's size. The phases are
-  then interleaved (depth-to-space). Same function and FLOPs as the
-  transposed convolution, but XLA CPU's backward pass for it is ~20x faster
-  (see BENCHMARKS.md); one 2x2 convolution with 4*Cout outputs is not.
-  """
-  n, h, w, _ = x.shape
-  rows = []
-  for a in (0, 1):
-    cols = [jax.lax.conv_general_dilated(
-        x, kernel[a::2, b::2], (1, 1), ((1 - a, a), (1 - b, b)),
-        dimension_numbers=_DIMS) for b in (0, 1)]
-    rows.append(jnp.stack(cols, axis=3))  # (N, H, W, b, Cout)
-  y = jnp.stack(rows, axis=2)  # (N, H, a, W, b, Cout)
-  return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
 
 
 class UpConv2x(nn.Module):
