@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models.layers import normalized
+from gen_jax.models.layers import MinibatchStd, normalized
 from gen_jax.models.upsample import UpConv2x
 
 RESOLUTIONS = (16, 28, 32, 64)
@@ -60,9 +60,15 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """images (B, H, W, C) -> logits (B,)."""
+  """images (B, H, W, C) -> logits (B,).
+
+  `minibatch_std` > 0 appends the minibatch standard deviation (groups of
+  that size) as one more channel of the last feature map, before the final
+  dense layer (ProGAN's place for it).
+  """
   width: int = 64
   norm: str = "batch"
+  minibatch_std: int = 0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -76,6 +82,8 @@ class Discriminator(nn.Module):
       x = nn.leaky_relu(normalized(conv, x, self.norm, train,
                                    normalize_output=i > 0), 0.2)
       width *= 2
+    if self.minibatch_std:
+      x = MinibatchStd(self.minibatch_std)(x)
     x = x.reshape(x.shape[0], -1)
     out = nn.Dense(1, kernel_init=_INIT, dtype=self.dtype)
     x = normalized(out, x, self.norm, train, normalize_output=False)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
-from gen_jax.models.layers import normalized
+from gen_jax.models.layers import MinibatchStd, normalized
 
 
 class Generator(nn.Module):
@@ -27,13 +27,20 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """points (B, D) -> logits (B,); LeakyReLU hidden layers."""
+  """points (B, D) -> logits (B,); LeakyReLU hidden layers.
+
+  `minibatch_std` > 0 appends the minibatch standard deviation (groups of
+  that size) to the last hidden layer's features.
+  """
   hidden: Sequence[int] = (200, 200, 200)
   norm: str = "none"
+  minibatch_std: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     for width in self.hidden:
       x = nn.leaky_relu(normalized(nn.Dense(width), x, self.norm, train), 0.2)
+    if self.minibatch_std:
+      x = MinibatchStd(self.minibatch_std)(x)
     out = normalized(nn.Dense(1), x, self.norm, train, normalize_output=False)
     return out[:, 0]
