@@ -3,6 +3,8 @@
 `train_and_evaluate(config, workdir)` is the public entry point for every
 model; it returns the final metrics. Outputs in `workdir`: `config.json`,
 `metrics.jsonl`, `checkpoints/`, `samples/step_NNNNNNN.png` and `wandb/`.
+With `config.train.num_seeds = N > 1` the same loop trains N seeds at once
+(see seeds.py): state and batches gain a leading seed axis.
 """
 
 import json
@@ -17,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from gen_jax import checkpoint, config_lib, data, parallel, plots, trainers
+from gen_jax import checkpoint, config_lib, data, parallel, plots, seeds
+from gen_jax import trainers
 from gen_jax.errors import UserError
 from gen_jax.logger import MetricLogger
 
@@ -68,14 +71,36 @@ class _Run:
     self.config = config
     self.workdir = workdir
     self.mesh = parallel.make_mesh(config.mesh.shape, config.mesh.axes)
-    parallel.check_batch_size(config.data.batch_size, self.mesh,
-                              "config.data.batch_size")
     self.dataset = data.get_dataset(config.data)
     self.info = self.dataset.info
-    self.trainer = trainers.create(config, self.info,
-                                   parallel.constrainer(self.mesh))
     self.is_main = jax.process_index() == 0
     self.replicated = parallel.replicated(self.mesh)
+    self.seeds = seeds.seed_list(config)
+    self.multi_seed = len(self.seeds) > 1
+    if self.multi_seed:  # seeds sharded over devices, a seed's batch is not
+      parallel.check_batch_size(len(self.seeds), self.mesh,
+                                "config.train.num_seeds")
+      self.trainer = seeds.SeedTrainer(trainers.create(config, self.info),
+                                       self.seeds)
+      self.key = seeds.keys(self.seeds)
+      self.state_sharding = parallel.batch_sharding(self.mesh)
+      self.batch_leading = 0  # batches (N, n_critic, B, ...)
+    else:
+      parallel.check_batch_size(config.data.batch_size, self.mesh,
+                                "config.data.batch_size")
+      self.trainer = trainers.create(config, self.info,
+                                     parallel.constrainer(self.mesh))
+      self.key = jax.random.key(config.seed)
+      self.state_sharding = self.replicated
+      self.batch_leading = 1  # batches (n_critic, B, ...)
+
+  def eval_key(self) -> jax.Array:
+    fold = lambda k: jax.random.fold_in(k, 2**31 - 1)
+    return jax.vmap(fold)(self.key) if self.multi_seed else fold(self.key)
+
+  def summarize(self, metrics: dict) -> dict:
+    """Per-seed values -> mean, standard error and one entry per seed."""
+    return seeds.summarize(metrics, self.seeds) if self.multi_seed else metrics
 
   def reference(self, n: int) -> np.ndarray:
     """Up to n held-out examples (all processes read the whole split)."""
@@ -92,6 +117,10 @@ class _Run:
     return self._reference
 
   def stream(self):
+    if self.multi_seed:
+      return seeds.SeedStreams(self.dataset, self.seeds,
+                               self.config.data.batch_size,
+                               jax.process_index(), jax.process_count())
     return self.dataset.train_stream(
         seed=self.config.seed,
         local_batch_size=self.config.data.batch_size // jax.process_count(),
@@ -102,53 +131,91 @@ def _stack(batches: list[dict]) -> dict:
   return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
 
 
-def _mean_metrics(history: list[dict]) -> dict[str, float]:
+def _mean_metrics(history: list[dict]) -> dict[str, Any]:
+  """Mean over steps: floats, or (N,) arrays over seeds."""
   host = jax.device_get(history)
-  return {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+  means = {k: np.mean([h[k] for h in host], axis=0) for k in host[0]}
+  return {k: float(v) if np.ndim(v) == 0 else v for k, v in means.items()}
 
 
 def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
   """Samples, sample-quality metrics and held-out metrics; writes the PNG."""
-  trainer, config, info = run.trainer, run.config, run.info
-  key = jax.random.fold_in(jax.random.key(config.seed), 2**31 - 1)
-  n = config.train.num_eval_samples
-  n = -(-n // parallel.data_parallel_size(run.mesh)) * \
-      parallel.data_parallel_size(run.mesh)
+  trainer, config = run.trainer, run.config
+  num = config.train.num_eval_samples
+  n = num
+  if not run.multi_seed:  # the sample batch is sharded over the data axis
+    n = -(-n // parallel.data_parallel_size(run.mesh)) * \
+        parallel.data_parallel_size(run.mesh)
   sample = jax.jit(trainer.sample, static_argnums=2,
                    out_shardings=run.replicated)
-  samples = np.asarray(sample(state, key, n))[:config.train.num_eval_samples]
-  real = run.reference(config.train.num_eval_samples)
+  samples = np.asarray(sample(state, run.eval_key(), n))
+  samples = samples[:, :num] if run.multi_seed else samples[:num]
+  real = run.reference(num)
   metrics = trainer.eval_metrics(samples, real)
   if hasattr(trainer, "eval_batch"):
     metrics.update(_held_out(run, state))
   metrics = {f"eval/{k}": v for k, v in metrics.items()}
   if run.is_main:
-    if info.kind == "image":
-      picture = plots.image_grid(samples[:GRID_SIZE], info.value_range,
-                                 scale=max(1, 128 // info.example_shape[0]))
-    else:
-      title = ", ".join(f"{k[5:]} {v:.3g}" for k, v in metrics.items())
-      picture = plots.scatter(samples, real, info.extras.get("modes"),
-                              title=f"step {step}  {title}")
+    picture = _picture(run, samples, real, metrics, step)
     plots.save_png(os.path.join(run.workdir, "samples",
                                 f"step_{step:07d}.png"), picture)
     logger.images(step, {"samples": picture})
-  return metrics
+  return run.summarize(metrics)
+
+
+def _picture(run: _Run, samples: np.ndarray, real: np.ndarray,
+             metrics: dict, step: int) -> np.ndarray:
+  """A sample grid or scatter plot; with seeds, one row/panel per seed."""
+  info = run.info
+  scale = max(1, 128 // info.example_shape[0]) if info.kind == "image" else 1
+  titles = lambda i: ", ".join(f"{k[5:]} {np.ravel(v)[i]:.3g}"
+                               for k, v in metrics.items())
+  if not run.multi_seed:
+    if info.kind == "image":
+      return plots.image_grid(samples[:GRID_SIZE], info.value_range,
+                              scale=scale)
+    return plots.scatter(samples, real, info.extras.get("modes"),
+                         title=f"step {step}  {titles(0)}")
+  if info.kind == "image":  # row i: seed i's first samples
+    per_row = 8
+    return plots.image_grid(samples[:, :per_row].reshape(
+        -1, *samples.shape[2:]), info.value_range, columns=per_row,
+        scale=max(1, scale // 2))
+  return plots.scatter_grid(
+      samples, real, info.extras.get("modes"),
+      [f"seed {s}: {titles(i)}" for i, s in enumerate(run.seeds)],
+      suptitle=f"step {step}")
 
 
 def _held_out(run: _Run, state) -> dict[str, float]:
-  local = run.config.data.batch_size // jax.process_count()
+  # With seeds, every process reads whole batches, shared by all seeds.
+  processes = 1 if run.multi_seed else jax.process_count()
+  local = run.config.data.batch_size // processes
   eval_batch = jax.jit(run.trainer.eval_batch, out_shardings=run.replicated)
-  totals: dict[str, float] = {}
+  totals: dict[str, Any] = {}
   for batch in run.dataset.eval_batches(
-      local_batch_size=local, process_index=jax.process_index(),
-      process_count=jax.process_count()):
-    sums = jax.device_get(eval_batch(state,
-                                     parallel.global_batch(batch, run.mesh)))
+      local_batch_size=local, process_index=jax.process_index() % processes,
+      process_count=processes):
+    batch = (jax.device_put(batch, run.replicated) if run.multi_seed
+             else parallel.global_batch(batch, run.mesh))
+    sums = jax.device_get(eval_batch(state, batch))
     for k, v in sums.items():
-      totals[k] = totals.get(k, 0.0) + float(v)
-  count = totals.pop("count", 0.0)
-  return {k: v / max(count, 1.0) for k, v in totals.items()}
+      totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+  count = np.maximum(totals.pop("count", 0.0), 1.0)
+  means = {k: v / count for k, v in totals.items()}
+  return {k: float(v) if np.ndim(v) == 0 else v for k, v in means.items()}
+
+
+def jit_train_step(run: _Run):
+  """The run's train step, compiled with its shardings; donates the state."""
+  return jax.jit(
+      run.trainer.train_step,
+      in_shardings=(run.state_sharding,
+                    parallel.batch_sharding(run.mesh, run.batch_leading)),
+      # Metrics: replicated scalars, or (N,) sharded like the seeds, so that
+      # a many-seed step has no communication at all.
+      out_shardings=(run.state_sharding, run.state_sharding),
+      donate_argnums=0)
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -163,28 +230,27 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  config.train.keep_checkpoints)
 
-  init = jax.jit(trainer.init, out_shardings=run.replicated)
-  key = jax.random.key(config.seed)
+  init = jax.jit(trainer.init, out_shardings=run.state_sharding)
   stream = run.stream()
   step = ckpt.latest_step() or 0
   if step:
-    target = jax.eval_shape(trainer.init, key)
+    target = jax.eval_shape(trainer.init, run.key)
     target = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                       sharding=run.replicated), target)
+                                       sharding=run.state_sharding), target)
     state, data_state = ckpt.restore(step, target)
     stream.set_state(data_state)
   else:
-    state = init(key)
+    state = init(run.key)
 
-  train_step = jax.jit(
-      trainer.train_step,
-      in_shardings=(run.replicated, parallel.batch_sharding(mesh, 1)),
-      out_shardings=(run.replicated, run.replicated), donate_argnums=0)
+  train_step = jit_train_step(run)
 
   def produce():
     local = _stack([next(stream) for _ in range(trainer.batches_per_step)])
-    return parallel.global_batch(local, mesh, leading=1), stream.get_state()
+    if run.multi_seed:  # (n_critic, seeds, B, ...) -> (seeds, n_critic, ...)
+      local = {k: np.swapaxes(v, 0, 1) for k, v in local.items()}
+    return (parallel.global_batch(local, mesh, leading=run.batch_leading),
+            stream.get_state())
 
   logger = MetricLogger(workdir, config, run.is_main, start_step=step)
   next_batch = _prefetch(produce)
@@ -205,7 +271,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
       bar.update(1)
       done = step == num_steps
       if step % config.train.log_every == 0 or done:
-        train_metrics = _mean_metrics(history)
+        train_metrics = run.summarize(_mean_metrics(history))
         history = []
         now = time.perf_counter()
         train_metrics["steps_per_sec"] = (step - last_step) / (now - last_time)
@@ -213,7 +279,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         final.update(train_metrics)
         logger.write(step, train_metrics)
         bar.set_postfix({k: f"{v:.3g}" for k, v in train_metrics.items()
-                         if k != "steps_per_sec"}, refresh=False)
+                         if k != "steps_per_sec" and "/seed_" not in k
+                         and not k.endswith("_se")}, refresh=False)
       if step % config.train.eval_every == 0 or done:
         eval_metrics = evaluate(run, state, step, logger)
         final.update(eval_metrics)

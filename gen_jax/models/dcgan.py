@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models.layers import MinibatchStd, normalized
+from gen_jax.models.layers import BN_MOMENTUM, MinibatchStd, normalized
 from gen_jax.models.upsample import UpConv2x
 
 RESOLUTIONS = (16, 28, 32, 64)
@@ -42,7 +42,8 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     base, n = num_doublings(self.resolution)
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+    bn = lambda: nn.BatchNorm(use_running_average=not train,
+                              momentum=BN_MOMENTUM,
                               dtype=self.dtype)
     width = self.width * 2 ** (n - 1)
     # A 4x4 transposed convolution of a 1x1 input is a dense layer.

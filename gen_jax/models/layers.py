@@ -7,6 +7,9 @@ import jax
 import jax.numpy as jnp
 
 D_NORMS = ("batch", "layer", "spectral", "none")
+# Every BatchNorm here: running = BN_MOMENTUM * running + (1 - BN_MOMENTUM) *
+# batch statistic (the generators' standing statistics rely on it).
+BN_MOMENTUM = 0.9
 
 
 def normalized(layer: nn.Module, x: jax.Array, norm: str, train: bool,
@@ -24,7 +27,8 @@ def normalized(layer: nn.Module, x: jax.Array, norm: str, train: bool,
   if not normalize_output or norm == "none":
     return y
   if norm == "batch":
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9)(y)
+    return nn.BatchNorm(use_running_average=not train,
+                        momentum=BN_MOMENTUM)(y)
   if norm == "layer":
     return nn.LayerNorm()(y)
   raise ValueError(f"d_norm {norm!r} is not one of {D_NORMS}")

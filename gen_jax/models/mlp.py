@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 
-from gen_jax.models.layers import MinibatchStd, normalized
+from gen_jax.models.layers import BN_MOMENTUM, MinibatchStd, normalized
 
 
 class Generator(nn.Module):
@@ -21,7 +21,8 @@ class Generator(nn.Module):
     for width in self.hidden:
       x = nn.Dense(width)(x)
       if self.batch_norm:
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        x = nn.BatchNorm(use_running_average=not train,
+                         momentum=BN_MOMENTUM)(x)
       x = nn.relu(x)
     return nn.Dense(self.out_dim)(x)
 

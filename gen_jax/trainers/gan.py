@@ -28,6 +28,7 @@ import optax
 from gen_jax import losses, penalties, tricks
 from gen_jax.data.base import DatasetInfo
 from gen_jax.models import dcgan, mlp
+from gen_jax.models.layers import BN_MOMENTUM
 from gen_jax.registry import Registry
 
 Variables = dict[str, Any]
@@ -257,12 +258,31 @@ class GanTrainer:
   # -- evaluation -----------------------------------------------------------
 
   def sample(self, state: GanState, key: jax.Array, n: int) -> jax.Array:
-    """n samples from the generator (EMA weights when ema_decay > 0)."""
-    params = (state.ema_params if self.config.gan.ema_decay > 0
-              else state.g_params)
-    x, _ = self.generate(params, state.g_state, self.draw_noise(key, n),
+    """n samples from the generator (EMA weights when ema_decay > 0).
+
+    The EMA generator's batch norm uses its own standing statistics: the
+    running averages in g_state belong to the live weights, and with the EMA
+    weights they give wrong activations (on the 2D ring: 0.3% high-quality
+    samples against 35% with its own statistics).
+    """
+    params, g_state = state.g_params, state.g_state
+    if self.config.gan.ema_decay > 0:
+      params = state.ema_params
+      g_state = self.standing_stats(params, g_state,
+                                    jax.random.fold_in(key, 1), n)
+    x, _ = self.generate(params, g_state, self.draw_noise(key, n),
                          train=False)
     return x
+
+  def standing_stats(self, params, g_state, key: jax.Array, n: int):
+    """Batch-norm statistics of the generator `params` over n noise draws
+    (BigGAN's "standing statistics"): one training-mode pass from zeroed
+    running averages leaves (1 - BN_MOMENTUM) * the batch statistics."""
+    if not g_state:
+      return g_state
+    zeros = jax.tree.map(jnp.zeros_like, g_state)
+    _, new = self.generate(params, zeros, self.draw_noise(key, n), train=True)
+    return jax.tree.map(lambda v: v / (1.0 - BN_MOMENTUM), new)
 
   def eval_metrics(self, samples: np.ndarray,
                    real: np.ndarray) -> dict[str, float]:
