@@ -206,27 +206,29 @@ class GanTrainer:
         body, (state.d_params, state.d_state, state.d_opt), keys)
     return d_params, d_state
 
+  def g_objective(self, g_params, state: GanState, z: jax.Array,
+                  real: jax.Array, key: jax.Array):
+    """The generator's loss on G(z) against the critic, or against the critic
+    unrolled `gan.unroll_steps` ahead (`real`: its real batch).
+
+    Returns (loss, (new generator state, new critic state)).
+    """
+    fake, g_state = self.generate(g_params, state.g_state, z, train=True)
+    d_params, d_state = state.d_params, state.d_state
+    if self.config.gan.unroll_steps > 0:
+      d_params, d_state = self.unrolled_critic(
+          state, real, fake, jax.random.fold_in(key, 3))
+    fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step)
+    fake_logits, d_state = self.critic(d_params, d_state, fake_in)
+    if self.config.gan.unroll_steps > 0:  # a look-ahead, not an update
+      d_state = state.d_state
+    return self.loss.generator(fake_logits), (g_state, d_state)
+
   def _generator_update(self, state: GanState, key: jax.Array,
                         real: jax.Array):
-    """One generator step; `real` (the last critic batch) is used only by an
-    unrolled critic."""
     z = self.draw_noise(key, self.batch_size)
-    unroll = self.config.gan.unroll_steps > 0
-
-    def loss_fn(g_params):
-      fake, g_state = self.generate(g_params, state.g_state, z, train=True)
-      d_params, d_state = state.d_params, state.d_state
-      if unroll:
-        d_params, d_state = self.unrolled_critic(
-            state, real, fake, jax.random.fold_in(key, 3))
-      fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step)
-      fake_logits, d_state = self.critic(d_params, d_state, fake_in)
-      return self.loss.generator(fake_logits), (g_state, d_state)
-
     (g_loss, (g_state, d_state)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.g_params)
-    if unroll:  # the unrolled critic's state is a look-ahead, not an update
-      d_state = state.d_state
+        self.g_objective, has_aux=True)(state.g_params, state, z, real, key)
     updates, g_opt = self.g_tx.update(grads, state.g_opt, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
     decay = self.config.gan.ema_decay
