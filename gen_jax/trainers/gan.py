@@ -290,7 +290,8 @@ class GanTrainer:
                    real: np.ndarray) -> dict[str, float]:
     """Sample-quality metrics that this dataset supports (host side).
 
-    2D mixtures: modes captured, % high quality, reverse KL. Images with a
+    2D mixtures: modes captured, % high quality, reverse KL over all samples
+    and over HQ samples only (`reverse_kl_hq`; nan without any). Images with a
     digit classifier (`info.extras['classifier']`): domain FID, KID,
     precision/recall and NDB against `real`, and for stacked digits the modes
     covered out of 1000 and the KL to uniform.
@@ -299,7 +300,12 @@ class GanTrainer:
     extras = self.info.extras
     if "modes" in extras:
       m = metrics.mixture_metrics(samples, extras["modes"], extras["mode_std"])
-      return {k: float(m[k]) for k in ("modes", "hq", "reverse_kl")}
+      out = {k: float(m[k]) for k in ("modes", "hq", "reverse_kl")}
+      # PacGAN's released MetricLogger histograms HQ samples only.
+      out["reverse_kl_hq"] = float(metrics.mixture_metrics(
+          samples, extras["modes"], extras["mode_std"],
+          hq_only=True)["reverse_kl"])
+      return out
     if "classifier" not in extras:
       return {}
     classifier = metrics.get_classifier(extras["classifier"],
