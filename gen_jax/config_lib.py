@@ -42,6 +42,9 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   c.data.value_range = (-1.0, 1.0)
   c.data.binarize = False
   c.data.data_dir = ""            # '' = $TFDS_DATA_DIR or TFDS's default
+  c.data.num_threads = 4          # TFDS/folder: batches decoded concurrently
+  c.data.prefetch = 8             # TFDS/folder: decoded batches kept ready
+  c.data.num_workers = 0          # TFDS/folder: grain worker processes
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 1000
@@ -135,9 +138,12 @@ def _validate_tricks(config) -> None:
                       "must be in [0, 1)")
   losses.with_label_smoothing(losses.GAN_LOSSES.get(g.loss),
                               g.label_smoothing)  # raises for other losses
-  _positive("config.model.minibatch_std_group", m.minibatch_std_group)
+  if m.minibatch_std_group < 0:
+    raise ConfigError(f"config.model.minibatch_std_group="
+                      f"{m.minibatch_std_group!r} must be >= 0 (0: the whole "
+                      "batch)")
   d_batch = config.data.batch_size // g.pack
-  group = min(m.minibatch_std_group, d_batch)
+  group = min(m.minibatch_std_group or d_batch, d_batch)
   if m.minibatch_std and d_batch % group:
     raise ConfigError(
         f"config.model.minibatch_std_group={m.minibatch_std_group} must "
@@ -154,15 +160,16 @@ def gan_model(arch: str) -> ml_collections.ConfigDict:
   # dcgan: base widths (ngf, ndf) and the generator's 2x upsampling.
   m.g_width = 64
   m.d_width = 64
-  m.upsample = "conv_transpose"
+  m.upsample = "sub_pixel"
   # mlp: hidden layer widths.
   m.g_hidden = (400, 400, 400, 400)
   m.g_batch_norm = True
   m.d_hidden = (200, 200, 200)
   # Minibatch standard deviation (Karras et al. 2018) before the critic's
-  # output layer, over groups of minibatch_std_group examples.
+  # output layer, over groups of minibatch_std_group examples (0: the whole
+  # critic batch, which any batch size allows; ProGAN uses 4).
   m.minibatch_std = False
-  m.minibatch_std_group = 4
+  m.minibatch_std_group = 0
   return m
 
 
@@ -196,7 +203,7 @@ def vae_model(arch: str) -> ml_collections.ConfigDict:
   m.likelihood = "bernoulli"
   m.hidden = (500,)       # mlp
   m.width = 32            # conv
-  m.upsample = "conv_transpose"
+  m.upsample = "sub_pixel"
   return m
 
 

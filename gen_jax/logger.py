@@ -2,12 +2,17 @@
 
 wandb runs offline by default with its files inside the workdir
 (`workdir/wandb/`); `config.wandb.mode` picks offline/online/disabled and the
-environment variable WANDB_MODE wins over it. A logging failure never stops
-training: wandb problems turn into one warning and wandb is switched off.
+environment variable WANDB_MODE wins over it. A run started by `wandb agent`
+(WANDB_SWEEP_ID set) logs online, since the sweep needs its metrics. The final
+metrics also go to `workdir/summary.json`, which marks a run as finished for
+`gen_jax.sweep`. A logging failure never stops training: wandb problems turn
+into one warning and wandb is switched off.
 """
 
 import json
 import os
+import secrets
+import string
 import sys
 from typing import Any
 
@@ -17,7 +22,9 @@ WANDB_MODES = ("offline", "online", "disabled")
 
 
 def flat_config(config) -> dict[str, Any]:
-  """{'gan.loss': 'hinge', ...}: dotted paths, as sweeps name parameters."""
+  """{'config.gan.loss': 'hinge', ...}: dotted paths named as the command line
+  and sweep files name them, so that a sweep's parameters (wandb.config keys
+  like `config.gan.loss`) and our config are one set of columns in wandb."""
   out = {}
 
   def walk(prefix, node):
@@ -27,7 +34,7 @@ def flat_config(config) -> dict[str, Any]:
         walk(path + ".", v)
       else:
         out[path] = list(v) if isinstance(v, tuple) else v
-  walk("", config)
+  walk("config.", config)
   return out
 
 
@@ -56,7 +63,22 @@ def _truncate_after(path: str, step: int) -> None:
 
 
 def wandb_mode(config) -> str:
-  return os.environ.get("WANDB_MODE") or config.wandb.mode
+  if os.environ.get("WANDB_MODE"):
+    return os.environ["WANDB_MODE"]
+  return "online" if os.environ.get("WANDB_SWEEP_ID") else config.wandb.mode
+
+
+def write_json(path: str, obj: dict[str, Any]) -> None:
+  """Writes `obj` to `path` atomically (a reader sees all of it or nothing)."""
+  with open(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def _new_run_id() -> str:
+  """A wandb-style run id: 8 lowercase letters and digits."""
+  alphabet = string.ascii_lowercase + string.digits
+  return "".join(secrets.choice(alphabet) for _ in range(8))
 
 
 class MetricLogger:
@@ -85,7 +107,7 @@ class MetricLogger:
       if os.path.exists(id_file):
         run_id = open(id_file).read().strip()
       else:
-        run_id = os.environ.get("WANDB_RUN_ID") or wandb.util.generate_id()
+        run_id = os.environ.get("WANDB_RUN_ID") or _new_run_id()
         with open(id_file, "w") as f:
           f.write(run_id)
       w = config.wandb
@@ -120,6 +142,11 @@ class MetricLogger:
         {k: wandb.Image(v) for k, v in images.items()}, step=step))
 
   def summary(self, metrics: dict[str, Any]) -> None:
+    """The run's final metrics: wandb's summary and `workdir/summary.json`."""
+    if not self.is_main:
+      return
+    write_json(os.path.join(self.workdir, "summary.json"),
+               {k: _jsonable(v) for k, v in metrics.items()})
     if self._wandb is not None:
       self._wandb_call(lambda: self._wandb.summary.update(
           {k: _jsonable(v) for k, v in metrics.items()}))

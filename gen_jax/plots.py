@@ -43,15 +43,15 @@ def scatter(samples: np.ndarray, real: np.ndarray | None = None,
   ax.scatter(samples[:, 0], samples[:, 1], s=2, c="tab:orange", alpha=0.5,
              label="generated")
   if modes is not None:
-    ax.scatter(modes[:, 0], modes[:, 1], s=40, marker="x", c="black",
-               label="modes")
+    ax.scatter(modes[:, 0], modes[:, 1], s=12, marker="x", c="black",
+               linewidths=1, label="modes")
   reference = real if real is not None else samples
   lo, hi = np.percentile(reference, [0.5, 99.5], axis=0)
   margin = 0.25 * (hi - lo) + 1e-3
   ax.set_xlim(lo[0] - margin[0], hi[0] + margin[0])
   ax.set_ylim(lo[1] - margin[1], hi[1] + margin[1])
   ax.set_aspect("equal")
-  ax.legend(loc="upper right", markerscale=4, fontsize=8)
+  ax.legend(loc="upper right", markerscale=2.5, fontsize=8)
   ax.set_title(title)
   buf = io.BytesIO()
   fig.savefig(buf, format="png", bbox_inches="tight")

@@ -93,6 +93,12 @@ class _Run:
       self.key = jax.random.key(config.seed)
       self.state_sharding = self.replicated
       self.batch_leading = 1  # batches (n_critic, B, ...)
+    # Jitted once per run: evaluation reuses the compiled functions.
+    self.sample = jax.jit(self.trainer.sample, static_argnums=2,
+                          out_shardings=self.replicated)
+    self.eval_batch = (jax.jit(self.trainer.eval_batch,
+                               out_shardings=self.replicated)
+                       if hasattr(self.trainer, "eval_batch") else None)
 
   def eval_key(self) -> jax.Array:
     fold = lambda k: jax.random.fold_in(k, 2**31 - 1)
@@ -146,13 +152,11 @@ def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
   if not run.multi_seed:  # the sample batch is sharded over the data axis
     n = -(-n // parallel.data_parallel_size(run.mesh)) * \
         parallel.data_parallel_size(run.mesh)
-  sample = jax.jit(trainer.sample, static_argnums=2,
-                   out_shardings=run.replicated)
-  samples = np.asarray(sample(state, run.eval_key(), n))
+  samples = np.asarray(run.sample(state, run.eval_key(), n))
   samples = samples[:, :num] if run.multi_seed else samples[:num]
   real = run.reference(num)
   metrics = trainer.eval_metrics(samples, real)
-  if hasattr(trainer, "eval_batch"):
+  if run.eval_batch is not None:
     metrics.update(_held_out(run, state))
   metrics = {f"eval/{k}": v for k, v in metrics.items()}
   if run.is_main:
@@ -191,14 +195,13 @@ def _held_out(run: _Run, state) -> dict[str, float]:
   # With seeds, every process reads whole batches, shared by all seeds.
   processes = 1 if run.multi_seed else jax.process_count()
   local = run.config.data.batch_size // processes
-  eval_batch = jax.jit(run.trainer.eval_batch, out_shardings=run.replicated)
   totals: dict[str, Any] = {}
   for batch in run.dataset.eval_batches(
       local_batch_size=local, process_index=jax.process_index() % processes,
       process_count=processes):
     batch = (jax.device_put(batch, run.replicated) if run.multi_seed
              else parallel.global_batch(batch, run.mesh))
-    sums = jax.device_get(eval_batch(state, batch))
+    sums = jax.device_get(run.eval_batch(state, batch))
     for k, v in sums.items():
       totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
   count = np.maximum(totals.pop("count", 0.0), 1.0)

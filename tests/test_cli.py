@@ -16,7 +16,8 @@ BAD = [
      "dragan, none, r1, wgan_gp"),
     ("--config.model.d_norm=foo", "config.model.d_norm='foo' is not one of: "
      "batch, layer, spectral, none"),
-    ("--config.data.name=foo", "config.data.name='foo' is not one of: digits"),
+    ("--config.data.name=foo", "config.data.name='foo' is not one of: "
+     "binarized_mnist, celeb_a, cifar10, digits"),
     ("--config.data.batch_size=12", "config.data.batch_size=12 must be "
      "divisible by the 8 devices"),
     ("--config.train.num_steps=0", "config.train.num_steps=0 must be positive"),

@@ -15,6 +15,12 @@ SMOKE = [(name, "small") for name in CONFIGS] + [
     ("dcgan", "stacked_digits,small"), ("gan_2d", "grid,small"),
     ("gan_2d", "swiss_roll,small")]
 
+# The metric each sweep-able config reports in summary.json.
+SUMMARY_METRIC = {"dcgan:small": "eval/fid", "wgan_gp:small": "eval/fid",
+                  "gan_2d:small": "eval/reverse_kl",
+                  "gan_2d:grid,small": "eval/modes",
+                  "vae:small": "eval/neg_elbo"}
+
 
 def read_metrics(workdir):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -40,6 +46,10 @@ def test_smoke_run_writes_everything(tmp_path, name, arg):
   assert all(loss_key in r for r in train_records)
   if config.data.name != "swiss_roll":  # no metric is defined for it
     assert any(k.startswith("eval/") for k in final)
+  # summary.json: the final metrics, what sweeps optimise (test_sweep.py).
+  summary = json.load(open(os.path.join(workdir, "summary.json")))
+  assert summary == pytest.approx(final, nan_ok=True)  # reverse_kl_hq: nan
+  assert SUMMARY_METRIC.get(f"{name}:{arg}", "step") in summary
   assert os.path.exists(os.path.join(workdir, "samples",
                                      f"step_{config.train.num_steps:07d}.png"))
   assert json.load(open(os.path.join(workdir, "config.json")))["trainer"] == \
@@ -68,3 +78,13 @@ def test_vae_held_out_elbo_is_reported(tmp_path):
   final = train.train_and_evaluate(config, str(tmp_path))
   assert final["eval/neg_elbo"] == pytest.approx(
       final["eval/recon"] + final["eval/kl"], rel=1e-5)
+
+
+def test_wandb_offline_run_files_live_in_the_workdir(tmp_path, monkeypatch):
+  monkeypatch.setenv("WANDB_MODE", "offline")
+  config = load_config("gan_2d", "ring,small")
+  config.wandb.mode = "offline"
+  train.train_and_evaluate(config, str(tmp_path))
+  runs = glob.glob(str(tmp_path / "wandb" / "offline-run-*"))
+  assert len(runs) == 1
+  assert glob.glob(os.path.join(runs[0], "*.wandb"))

@@ -96,15 +96,16 @@ def test_minibatch_std_hand_computed_points():
   np.testing.assert_allclose(y[:, 2], [1.5, 1.5, 1.0, 1.0], rtol=1e-6)
 
 
-def test_minibatch_std_images_and_group_larger_than_batch():
+@pytest.mark.parametrize("group", [0, 4])  # whole batch; larger than batch
+def test_minibatch_std_images_one_group(group):
   x = jnp.array([[0.0, 0.0], [2.0, 4.0]]).reshape(2, 1, 2, 1)
-  y = MinibatchStd(group_size=4).apply({}, x)  # one group of 2
+  y = MinibatchStd(group_size=group).apply({}, x)  # one group of 2
   assert y.shape == (2, 1, 2, 2)
   np.testing.assert_allclose(y[..., 1], 1.5, rtol=1e-6)  # mean(1, 2)
 
 
 def test_minibatch_std_adds_one_critic_input_feature():
-  config = ring_config(model__minibatch_std=True, model__minibatch_std_group=4)
+  config = ring_config(model__minibatch_std=True)
   trainer, state = make(config)
   width = config.model.d_hidden[-1]
   assert state.d_params["Dense_2"]["kernel"].shape == (width + 1, 1)

@@ -5,13 +5,16 @@ takes `config.data` and returns an object following `base.Dataset`. A name
 with a colon (`folder:PATH`) selects the entry before the colon.
 """
 
-from gen_jax.data import embedded
+from gen_jax.data import embedded, folder, tfds_data
 from gen_jax.data.base import Batch, Dataset, DatasetInfo, Stream
 from gen_jax.registry import Registry
 
 DATASETS: Registry = Registry("config.data.name")
 for _name in ("ring", "grid", "swiss_roll", "digits", "stacked_digits"):
   DATASETS.add(_name, getattr(embedded, _name))
+for _name in tfds_data.SPECS:  # read from TFDS array_record files
+  DATASETS.add(_name, tfds_data.tfds_dataset)
+DATASETS.add("folder", folder.folder)
 
 
 def dataset_factory(name: str):

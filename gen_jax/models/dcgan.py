@@ -63,13 +63,13 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
   """images (B, H, W, C) -> logits (B,).
 
-  `minibatch_std` > 0 appends the minibatch standard deviation (groups of
-  that size) as one more channel of the last feature map, before the final
-  dense layer (ProGAN's place for it).
+  `minibatch_std` (None: off) appends the minibatch standard deviation, over
+  groups of that size (0: the whole batch), as one more channel of the last
+  feature map, before the final dense layer (ProGAN's place for it).
   """
   width: int = 64
   norm: str = "batch"
-  minibatch_std: int = 0
+  minibatch_std: int | None = None
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -83,7 +83,7 @@ class Discriminator(nn.Module):
       x = nn.leaky_relu(normalized(conv, x, self.norm, train,
                                    normalize_output=i > 0), 0.2)
       width *= 2
-    if self.minibatch_std:
+    if self.minibatch_std is not None:
       x = MinibatchStd(self.minibatch_std)(x)
     x = x.reshape(x.shape[0], -1)
     out = nn.Dense(1, kernel_init=_INIT, dtype=self.dtype)

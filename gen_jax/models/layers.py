@@ -44,14 +44,15 @@ class MinibatchStd(nn.Module):
   points and (N, H, W, C) maps. Groups are contiguous examples (ProGAN's are
   strided; batches are shuffled, so either is a random grouping, and
   contiguous groups stay on one device when the batch is sharded). The group
-  is min(group_size, N); N must be divisible by it.
+  is min(group_size, N), or the whole batch for group_size 0; N must be
+  divisible by it.
   """
-  group_size: int = 4
+  group_size: int = 0
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     n = x.shape[0]
-    g = min(self.group_size, n)
+    g = min(self.group_size, n) if self.group_size > 0 else n
     if n % g:
       raise ValueError(f"minibatch std: batch {n} is not divisible by the "
                        f"group size {g}")

@@ -30,18 +30,18 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
   """points (B, D) -> logits (B,); LeakyReLU hidden layers.
 
-  `minibatch_std` > 0 appends the minibatch standard deviation (groups of
-  that size) to the last hidden layer's features.
+  `minibatch_std` (None: off) appends the minibatch standard deviation, over
+  groups of that size (0: the whole batch), to the last hidden features.
   """
   hidden: Sequence[int] = (200, 200, 200)
   norm: str = "none"
-  minibatch_std: int = 0
+  minibatch_std: int | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     for width in self.hidden:
       x = nn.leaky_relu(normalized(nn.Dense(width), x, self.norm, train), 0.2)
-    if self.minibatch_std:
+    if self.minibatch_std is not None:
       x = MinibatchStd(self.minibatch_std)(x)
     out = normalized(nn.Dense(1), x, self.norm, train, normalize_output=False)
     return out[:, 0]

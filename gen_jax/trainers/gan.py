@@ -5,7 +5,7 @@ discriminator regulariser (penalties.py), `config.gan.n_critic` the number of
 critic updates per generator update, `config.model.d_norm` the critic's
 normalisation, and `config.optim` the two Adam optimisers. One call of
 `train_step` runs all critic updates and the generator update in one compiled
-function (`lax.scan` over the critic steps).
+function (a Python loop over the critic steps).
 
 Mode-collapse remedies, all off by default: `gan.pack` (PacGAN),
 `gan.unroll_steps` (unrolled GAN), `gan.instance_noise`,
@@ -56,7 +56,7 @@ class GanState:
 
 def build_models(config, info: DatasetInfo) -> tuple[nn.Module, nn.Module]:
   m = config.model
-  mbstd = m.minibatch_std_group if m.minibatch_std else 0
+  mbstd = m.minibatch_std_group if m.minibatch_std else None
   if m.arch == "dcgan":
     if info.kind != "image":
       raise ValueError(f"model.arch 'dcgan' needs image data, "
@@ -193,17 +193,14 @@ class GanTrainer:
     released code, which unrolls Adam). Returns (params, critic state); the
     trainer's state is not changed.
     """
-    def body(carry, k):
-      d_params, d_state, d_opt = carry
+    d_params, d_state, d_opt = state.d_params, state.d_state, state.d_opt
+    # A Python loop for the reason given in train_step (XLA:CPU while loops).
+    for k in jax.random.split(key, self.config.gan.unroll_steps):
       r, f = self._d_inputs(real, fake, jax.random.fold_in(k, 2), state.step)
       grads, (d_state, _) = jax.grad(self._d_objective, has_aux=True)(
           d_params, d_state, r, f, k)
       updates, d_opt = self.unroll_tx.update(grads, d_opt, d_params)
-      return (optax.apply_updates(d_params, updates), d_state, d_opt), None
-
-    keys = jax.random.split(key, self.config.gan.unroll_steps)
-    (d_params, d_state, _), _ = jax.lax.scan(
-        body, (state.d_params, state.d_state, state.d_opt), keys)
+      d_params = optax.apply_updates(d_params, updates)
     return d_params, d_state
 
   def g_objective(self, g_params, state: GanState, z: jax.Array,
@@ -243,15 +240,16 @@ class GanTrainer:
     critic_keys = jax.random.split(jax.random.fold_in(key, 0),
                                    self.batches_per_step)
 
-    def critic_body(s, inputs):
-      real, k = inputs
-      return self._critic_update(s, real, k)
-
-    state, d_metrics = jax.lax.scan(critic_body, state,
-                                    (batch["x"], critic_keys))
+    # A Python loop, not lax.scan: XLA:CPU runs convolutions inside a while
+    # loop many times slower (even a fully unrolled scan keeps one), and
+    # n_critic is small.
+    d_metrics = []
+    for i in range(self.batches_per_step):
+      state, m = self._critic_update(state, batch["x"][i], critic_keys[i])
+      d_metrics.append(m)
     state, g_metrics = self._generator_update(
         state, jax.random.fold_in(key, 1), batch["x"][-1])
-    metrics = {k: v[-1] for k, v in d_metrics.items()}
+    metrics = dict(d_metrics[-1])
     metrics.update(g_metrics)
     if self.config.gan.loss in ("wasserstein", "hinge"):
       metrics["w_distance"] = metrics["d_real"] - metrics["d_fake"]

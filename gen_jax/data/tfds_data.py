@@ -1,0 +1,222 @@
+"""Image datasets from TensorFlow Datasets, read without TensorFlow.
+
+Names (`config.data.name`) and what they read:
+
+  mnist, fashion_mnist   28x28x1, label     TFDS mnist / fashion_mnist
+  cifar10                32x32x3, label     TFDS cifar10
+  celeb_a                178x178x3 centre   TFDS celeb_a (218x178 faces)
+  binarized_mnist        28x28x1, 0/1       TFDS binarized_mnist (Larochelle)
+  stacked_mnist          28x28x3, label (3,) three MNIST digits as RGB
+
+Images are resized (antialiased bilinear) to `image_size` when it differs from
+the native size and scaled to `value_range`; `binarize` draws a dynamic
+binarization (each pixel on with probability its intensity) per batch.
+Held-out batches come from the `test` split.
+
+Data are read from an array_record copy prepared once with
+`python -m gen_jax.prepare_data NAME` (which does need TensorFlow), through
+`tfds.data_source` into a grain pipeline (`pipeline.py`).
+"""
+
+import contextlib
+import dataclasses
+import logging
+import os
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from gen_jax.data import images as images_lib
+from gen_jax.data import pipeline
+from gen_jax.data.base import Batch, DatasetInfo
+from gen_jax.errors import ConfigError, DataError
+
+# stacked_mnist draws its digit triples from these fixed seeds, so that the
+# 1000-mode dataset is the same in every run; the training seed shuffles it.
+_STACKED_TRAIN_SEED = 4321
+_STACKED_EVAL_SEED = 4322
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """How a name maps onto a TFDS dataset.
+
+  Attributes:
+    tfds_name: the TFDS dataset read (and prepared).
+    native_size: image side after the optional centre crop.
+    channels: channels of `x`.
+    labels: copy the `label` feature into batches.
+    crop: take the centred square first (CelebA).
+    prebinarized: stored pixels are already 0/1.
+    stacked: three digits per example as the channels (stacked MNIST).
+  """
+  tfds_name: str
+  native_size: int
+  channels: int
+  labels: bool = True
+  crop: bool = False
+  prebinarized: bool = False
+  stacked: bool = False
+
+
+SPECS: dict[str, Spec] = {
+    "mnist": Spec("mnist", 28, 1),
+    "fashion_mnist": Spec("fashion_mnist", 28, 1),
+    "cifar10": Spec("cifar10", 32, 3),
+    "celeb_a": Spec("celeb_a", 178, 3, labels=False, crop=True),
+    "binarized_mnist": Spec("binarized_mnist", 28, 1, labels=False,
+                            prebinarized=True),
+    "stacked_mnist": Spec("mnist", 28, 3, stacked=True),
+}
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+  """config.data.data_dir, else $TFDS_DATA_DIR, else TFDS's default."""
+  return str(data_dir or os.environ.get("TFDS_DATA_DIR")
+             or tfds.core.constants.DATA_DIR)
+
+
+def prepare_command(name: str, data_dir: str) -> str:
+  return f"python -m gen_jax.prepare_data {name} --data_dir={data_dir}"
+
+
+class _DropNoInfoWarnings(logging.Filter):
+  """Drops TFDS's "Variant folder ... has no dataset_info.json" warnings.
+
+  TFDS logs one per lookup of an unprepared (or mocked) dataset; the
+  DataError says the same in one line.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return "has no dataset_info.json" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+  log = logging.getLogger("absl")
+  drop = _DropNoInfoWarnings()
+  log.addFilter(drop)
+  try:
+    yield
+  finally:
+    log.removeFilter(drop)
+
+
+def open_split(name: str, split: str, data_dir: str):
+  """The `tfds.data_source` of `split` of dataset `name`, or a DataError.
+
+  The error is one line naming the dataset, the directory searched and the
+  command that prepares it.
+  """
+  with _quiet_tfds():
+    return _open_split(name, split, data_dir)
+
+
+def _open_split(name: str, split: str, data_dir: str):
+  tfds_name = SPECS[name].tfds_name
+  try:
+    return tfds.data_source(tfds_name, split=split, data_dir=data_dir,
+                            download=False)
+  except Exception as e:  # pylint: disable=broad-except
+    # Asked only after a failure: `tfds.testing.mock_data` serves data that
+    # `is_prepared` does not see.
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    if not builder.is_prepared():
+      raise DataError(
+          f"dataset {name!r} (TFDS {tfds_name} {builder.version}) is not "
+          f"prepared in {data_dir}; prepare it with: "
+          f"{prepare_command(name, data_dir)}") from None
+    # E.g. prepared as tfrecord, which only TensorFlow reads.
+    reason = (str(e).splitlines() or [type(e).__name__])[0]
+    raise DataError(
+        f"dataset {name!r}: cannot read split {split!r} of "
+        f"{builder.data_dir} ({reason}); prepare an array_record copy in "
+        f"another directory with: {prepare_command(name, '<DIR>')}") from None
+
+
+class ImageLoader:
+  """Reads TFDS examples by id into a processed batch (see `images.process`)."""
+
+  def __init__(self, source, spec: Spec, image_size: int, value_range):
+    self._source = source
+    self._spec = spec
+    self._size = image_size
+    self._range = tuple(value_range)
+
+  def _process(self, images: np.ndarray, rng) -> np.ndarray:
+    return images_lib.process(images, image_size=self._size,
+                              value_range=self._range, rng=rng,
+                              crop=self._spec.crop,
+                              prebinarized=self._spec.prebinarized)
+
+  def __call__(self, ids: np.ndarray, rng) -> Batch:
+    # One batched read: array_record fetches the records in parallel.
+    records = self._source.__getitems__(ids.tolist())
+    batch = {"x": self._process(np.stack([r["image"] for r in records]), rng)}
+    if self._spec.labels:
+      batch["label"] = np.array([r["label"] for r in records], np.int32)
+    return batch
+
+
+class StackedLoader(ImageLoader):
+  """Stacked MNIST: example i is digits triples[i] as the three channels."""
+
+  def __init__(self, source, spec, image_size, value_range,
+               triples: np.ndarray):
+    super().__init__(source, spec, image_size, value_range)
+    self._triples = triples
+
+  def __call__(self, ids: np.ndarray, rng) -> Batch:
+    triples = self._triples[ids]  # (B, 3)
+    unique, inverse = np.unique(triples, return_inverse=True)
+    records = self._source.__getitems__(unique.tolist())
+    digits = np.stack([r["image"][..., 0] for r in records])  # (U, 28, 28)
+    labels = np.array([r["label"] for r in records], np.int32)
+    inverse = inverse.reshape(triples.shape)
+    images = np.moveaxis(digits[inverse], 1, -1)  # (B, 28, 28, 3)
+    return {"x": self._process(images, rng), "label": labels[inverse]}
+
+
+def _loader(name: str, source, image_size: int, value_range,
+            triple_seed: int) -> tuple[ImageLoader, int]:
+  """The loader of one split and its number of examples."""
+  spec = SPECS[name]
+  if not spec.stacked:
+    return ImageLoader(source, spec, image_size, value_range), len(source)
+  # As many stacked examples as there are digits in the split.
+  triples = np.random.default_rng(triple_seed).integers(
+      0, len(source), size=(len(source), 3))
+  return StackedLoader(source, spec, image_size, value_range, triples), len(
+      source)
+
+
+def tfds_dataset(cfg) -> pipeline.StreamingDataset:
+  """The dataset `cfg.name` (a key of SPECS) configured by `config.data`."""
+  name = cfg.name
+  if name not in SPECS:
+    raise ConfigError(f"config.data.name={name!r} is not one of: "
+                      f"{', '.join(sorted(SPECS))}")
+  spec = SPECS[name]
+  image_size = int(cfg.get("image_size") or spec.native_size)
+  if image_size <= 0:
+    raise ConfigError(f"config.data.image_size={image_size} must be positive")
+  value_range = tuple(float(v) for v in cfg.value_range)
+  data_dir = resolve_data_dir(cfg.get("data_dir"))
+  train_load, num_train = _loader(name, open_split(name, "train", data_dir),
+                                  image_size, value_range, _STACKED_TRAIN_SEED)
+  eval_load, num_eval = _loader(name, open_split(name, "test", data_dir),
+                                image_size, value_range, _STACKED_EVAL_SEED)
+  extras = {"data_dir": data_dir}
+  if spec.labels:
+    extras["num_classes"] = 10
+  if spec.stacked:
+    extras["num_modes"] = 1000
+  info = DatasetInfo(name=name, kind="image",
+                     example_shape=(image_size, image_size, spec.channels),
+                     value_range=value_range, num_train=num_train,
+                     num_eval=num_eval, extras=extras)
+  # Binary pixels stay binary under dynamic binarization: skip the draw.
+  random = bool(cfg.get("binarize", False)) and not spec.prebinarized
+  return pipeline.StreamingDataset(
+      info, train_load=train_load, eval_load=eval_load,
+      options=pipeline.LoaderOptions.from_config(cfg), random=random)

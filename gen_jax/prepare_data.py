@@ -1,0 +1,59 @@
+r"""Downloads and prepares a TFDS dataset as array_record files, once.
+
+    python -m gen_jax.prepare_data NAME [--data_dir=DIR]
+
+NAME is a TFDS-backed `config.data.name` (mnist, fashion_mnist, cifar10,
+celeb_a, binarized_mnist, stacked_mnist). DIR defaults to $TFDS_DATA_DIR, then
+to ~/tensorflow_datasets; gs:// paths work. Training reads the result through
+`tfds.data_source` without TensorFlow, but TFDS needs TensorFlow to *write*
+it: install the extra with `pip install 'gen-jax[prepare]'`.
+"""
+
+import importlib.util
+import sys
+
+from absl import app, flags
+
+from gen_jax.errors import ConfigError, DataError, UserError
+
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "TFDS data directory; default $TFDS_DATA_DIR, then "
+    "~/tensorflow_datasets.")
+
+
+def prepare(name: str, data_dir: str | None = None) -> str:
+  """Prepares dataset `name` in `data_dir`; returns the directory written."""
+  # Imported here so that `--help` and flag errors stay fast.
+  import tensorflow_datasets as tfds
+  from gen_jax.data import tfds_data
+
+  if name not in tfds_data.SPECS:
+    raise ConfigError(
+        f"prepare_data: {name!r} is not a TFDS dataset of gen_jax; one of: "
+        f"{', '.join(sorted(tfds_data.SPECS))} (folder datasets need no "
+        "preparing)")
+  data_dir = tfds_data.resolve_data_dir(data_dir)
+  if importlib.util.find_spec("tensorflow") is None:
+    raise DataError("prepare_data needs TensorFlow to write TFDS files: "
+                    "pip install 'gen-jax[prepare]' (training does not)")
+  tfds_name = tfds_data.SPECS[name].tfds_name
+  builder = tfds.builder(tfds_name, data_dir=data_dir,
+                         file_format="array_record")
+  builder.download_and_prepare(file_format="array_record")
+  return str(builder.data_dir)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) != 2:
+    raise app.UsageError("usage: python -m gen_jax.prepare_data NAME "
+                         "[--data_dir=DIR]")
+  try:
+    path = prepare(argv[1], _DATA_DIR.value)
+  except UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(e.exit_code)
+  print(f"prepared {argv[1]} in {path}")
+
+
+if __name__ == "__main__":
+  app.run(main)
