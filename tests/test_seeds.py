@@ -54,7 +54,7 @@ def test_seed_i_matches_a_single_run_with_seed_plus_i(eight_seeds, tmp_path):
       # it on one), ~1e-7 relative per step: 1e-5 after 6 steps is ample,
       # while a different key or batch changes these values at 1e-2.
       assert all_seeds[f"{k}/seed_{SEED + i}"] == pytest.approx(
-          v, rel=1e-5, abs=1e-6), k
+          v, rel=1e-5, abs=1e-6, nan_ok=True), k
       compared += 1
   assert compared >= 15
   assert "eval/reverse_kl" in single_final
