@@ -1,6 +1,7 @@
 """Mode-collapse remedies of the GAN trainer, each checked for its behaviour."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -298,3 +299,19 @@ def test_ema_samples_use_the_ema_generator_s_own_batch_statistics():
   expected, _ = trainer.generate(state.ema_params, stats,
                                  trainer.draw_noise(key, n), train=False)
   np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("gan.pack", 0, "config.gan.pack=0 must be positive"),
+    ("gan.unroll_steps", -1, "config.gan.unroll_steps=-1 must be >= 0"),
+    ("gan.instance_noise", -0.1, "config.gan.instance_noise=-0.1 must be"),
+    ("gan.label_smoothing", 1.0, "config.gan.label_smoothing=1.0 must be in"),
+    ("model.minibatch_std_group", -2, "minibatch_std_group=-2 must be >= 0"),
+    ("train.num_seeds", 0, "config.train.num_seeds=0 must be positive"),
+])
+def test_bad_trick_values_are_config_errors(field, value, message):
+  c = load_config("gan_2d", "ring,small")
+  section, name = field.split(".")
+  c[section][name] = value
+  with pytest.raises(ConfigError, match=re.escape(message)):
+    config_lib.validate(c)
