@@ -4,6 +4,13 @@ r"""DCGAN (Radford et al. 2016): non-saturating loss, batch norm, Adam 2e-4.
 
 ARG: a dataset name (digits, stacked_digits, mnist, cifar10, ..., folder:PATH)
 and optionally `small` for a tiny, fast variant (tests).
+
+PacDCGAN2 on stacked digits (the critic sees 2 images stacked on channels):
+  python -m gen_jax.main --config=configs/dcgan.py:stacked_digits \
+      --workdir=runs/pacdcgan2 --config.gan.pack=2 --config.data.batch_size=128
+The other remedies (unroll_steps, minibatch_std, instance_noise,
+label_smoothing, d_norm=spectral, r1/dragan penalties, ema_decay) and
+train.num_seeds are listed in configs/gan_2d.py.
 """
 
 from gen_jax import config_lib

@@ -8,6 +8,21 @@ samples, and a scatter plot over the data.
   python -m gen_jax.main --config=configs/gan_2d.py:ring --workdir=runs/ring
 
 ARG: ring, grid or swiss_roll, and optionally `small` (tests).
+
+Mode-collapse remedies (all off by default; any GAN config has them):
+  --config.gan.pack=2                  PacGAN2: the critic judges packs of 2
+                                       (batch_size must be divisible by it;
+                                       PacGAN's protocol: batch_size=100*pack)
+  --config.gan.unroll_steps=5          unrolled GAN (Metz et al. 2017)
+  --config.model.minibatch_std=True    minibatch std feature (Karras et al.),
+                                       groups of --config.model.minibatch_std_group
+  --config.gan.instance_noise=0.1      noise std on the critic's inputs, with
+  --config.gan.instance_noise_anneal_steps=5000  a linear decay to 0
+  --config.gan.label_smoothing=0.1     real target 0.9 (cross-entropy losses)
+  --config.model.d_norm=spectral       spectral normalisation
+  --config.gan.penalty=r1 --config.gan.penalty_weight=1   (or dragan)
+  --config.gan.ema_decay=0.999         sample with an EMA of G's weights
+Many seeds in one program: --config.train.num_seeds=8 (seeds seed..seed+7).
 """
 
 from gen_jax import config_lib

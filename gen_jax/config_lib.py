@@ -72,6 +72,8 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   c.train.keep_checkpoints = 3
   c.train.num_eval_samples = 2500   # samples for sample-quality metrics
   c.train.on_nonfinite = "stop"
+  # N > 1 trains N independent runs (seeds seed .. seed+N-1) in one program.
+  c.train.num_seeds = 1
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.shape = (-1,)
@@ -107,7 +109,7 @@ def validate(config) -> None:
   data.dataset_factory(config.data.name)  # raises on an unknown name
   _positive("config.data.batch_size", config.data.batch_size)
   for field in ("num_steps", "log_every", "eval_every", "checkpoint_every",
-                "keep_checkpoints", "num_eval_samples"):
+                "keep_checkpoints", "num_eval_samples", "num_seeds"):
     _positive(f"config.train.{field}", config.train[field])
   _one_of("config.train.on_nonfinite", config.train.on_nonfinite,
           ON_NONFINITE)
@@ -130,12 +132,41 @@ def validate(config) -> None:
                         f"{config.gan.penalty_weight!r} must be >= 0")
     for field in ("g_lr", "d_lr"):
       _positive(f"config.optim.{field}", config.optim[field])
+    _validate_tricks(config)
   else:
     _one_of("config.model.arch", m.arch, vae.ARCHS)
     elbo.LIKELIHOODS.get(m.likelihood)
     _one_of("config.model.upsample", m.upsample, UPSAMPLE_IMPLS)
     _positive("config.model.latent_dim", m.latent_dim)
     _positive("config.optim.lr", config.optim.lr)
+
+
+def _validate_tricks(config) -> None:
+  """The mode-collapse switches of the GAN trainer (see gan_defaults)."""
+  g, m = config.gan, config.model
+  _positive("config.gan.pack", g.pack)
+  if config.data.batch_size % g.pack:
+    raise ConfigError(f"config.data.batch_size={config.data.batch_size} must "
+                      f"be divisible by config.gan.pack={g.pack}")
+  for field in ("unroll_steps", "instance_noise",
+                "instance_noise_anneal_steps"):
+    if g[field] < 0:
+      raise ConfigError(f"config.gan.{field}={g[field]!r} must be >= 0")
+  if not 0.0 <= g.label_smoothing < 1.0:
+    raise ConfigError(f"config.gan.label_smoothing={g.label_smoothing!r} "
+                      "must be in [0, 1)")
+  losses.with_label_smoothing(losses.GAN_LOSSES.get(g.loss),
+                              g.label_smoothing)  # raises for other losses
+  if m.minibatch_std_group < 0:
+    raise ConfigError(f"config.model.minibatch_std_group="
+                      f"{m.minibatch_std_group!r} must be >= 0 (0: the whole "
+                      "batch)")
+  d_batch = config.data.batch_size // g.pack
+  group = min(m.minibatch_std_group or d_batch, d_batch)
+  if m.minibatch_std and d_batch % group:
+    raise ConfigError(
+        f"config.model.minibatch_std_group={m.minibatch_std_group} must "
+        f"divide the discriminator's batch of {d_batch} (batch_size / pack)")
 
 
 def gan_model(arch: str) -> ml_collections.ConfigDict:
@@ -153,6 +184,11 @@ def gan_model(arch: str) -> ml_collections.ConfigDict:
   m.g_hidden = (400, 400, 400, 400)
   m.g_batch_norm = True
   m.d_hidden = (200, 200, 200)
+  # Minibatch standard deviation (Karras et al. 2018) before the critic's
+  # output layer, over groups of minibatch_std_group examples (0: the whole
+  # critic batch, which any batch size allows; ProGAN uses 4).
+  m.minibatch_std = False
+  m.minibatch_std_group = 0
   return m
 
 
@@ -162,7 +198,13 @@ def gan_defaults(loss: str, penalty: str) -> ml_collections.ConfigDict:
   g.penalty = penalty
   g.penalty_weight = 0.0 if penalty == "none" else 10.0
   g.n_critic = 1
-  g.ema_decay = 0.0
+  g.ema_decay = 0.0   # > 0: sample (and evaluate) with an EMA of G's weights
+  # Mode-collapse remedies (off by default); see gen_jax/tricks.py.
+  g.pack = 1                  # PacGAN: D judges packs of m samples
+  g.unroll_steps = 0          # unrolled GAN: G against D unrolled k steps
+  g.instance_noise = 0.0      # std of Gaussian noise on D's inputs
+  g.instance_noise_anneal_steps = 0  # > 0: std falls linearly to 0 by then
+  g.label_smoothing = 0.0     # real target 1 - s (cross-entropy losses)
   return g
 
 

@@ -7,12 +7,14 @@ outputs of shape (B,) or (B, 1). Formulas follow Lucic et al. 2018, "Are GANs
 Created Equal?", Table 1, and compare_gan's `loss_lib.py`.
 """
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from gen_jax.errors import ConfigError
 from gen_jax.registry import Registry
 
 
@@ -79,3 +81,23 @@ GAN_LOSSES.add("wasserstein",
 GAN_LOSSES.add("hinge", GanLoss(hinge_discriminator, wasserstein_generator))
 GAN_LOSSES.add("least_squares",
                GanLoss(least_squares_discriminator, least_squares_generator))
+
+
+def with_label_smoothing(loss: GanLoss, smoothing: float) -> GanLoss:
+  """`loss` with the discriminator's real target 1 - smoothing (one-sided).
+
+  Only the cross-entropy losses have a target to smooth; fakes keep target 0
+  (Salimans et al. 2016, section 3.4: smoothing fakes too moves the optimum).
+  """
+  if smoothing == 0:
+    return loss
+  if loss.discriminator is not _d_cross_entropy:
+    raise ConfigError(
+        f"config.gan.label_smoothing={smoothing!r} needs a cross-entropy loss "
+        f"({', '.join(SMOOTHABLE)})")
+  return loss._replace(discriminator=functools.partial(
+      _d_cross_entropy, real_target=1.0 - smoothing))
+
+
+SMOOTHABLE = tuple(name for name in GAN_LOSSES
+                   if GAN_LOSSES.get(name).discriminator is _d_cross_entropy)

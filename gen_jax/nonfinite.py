@@ -69,14 +69,17 @@ def check(window: Sequence[dict[str, np.ndarray]], step: int,
   """
   if on_nonfinite != "stop":
     return
+  show = lambda v: (f"{float(v):.4g}" if np.ndim(v) == 0
+                    else str(np.round(np.asarray(v, np.float64), 4).tolist()))
   for i, m in enumerate(window):
-    if m[FLAG]:
+    if np.any(m[FLAG]):  # a scalar, or one flag per seed
       bad_step = step - len(window) + 1 + i
-      values = {k: float(v) for k, v in m.items() if k != FLAG}
-      bad = {k: v for k, v in values.items() if not np.isfinite(v)}
-      what = (", ".join(f"{k}={v}" for k, v in sorted(bad.items())) if bad
+      values = {k: np.asarray(v) for k, v in m.items() if k != FLAG}
+      bad = {k: v for k, v in values.items() if not np.all(np.isfinite(v))}
+      what = (", ".join(f"{k}={show(v) if np.ndim(v) else float(v)}"
+                        for k, v in sorted(bad.items())) if bad
               else "finite losses but a non-finite update (" + ", ".join(
-                  f"{k}={v:.4g}" for k, v in sorted(values.items())) + ")")
+                  f"{k}={show(v)}" for k, v in sorted(values.items())) + ")")
       raise NonFiniteError(
           f"training diverged at step {bad_step}: {what}; stopped without "
           "saving it (config.train.on_nonfinite='stop'; 'skip' drops such "

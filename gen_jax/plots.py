@@ -60,5 +60,44 @@ def scatter(samples: np.ndarray, real: np.ndarray | None = None,
   return np.asarray(Image.open(buf).convert("RGB"))
 
 
+def scatter_grid(samples: np.ndarray, real: np.ndarray | None = None,
+                 modes: np.ndarray | None = None, titles=(),
+                 suptitle: str = "") -> np.ndarray:
+  """One small scatter panel per run: samples (N, n, 2) -> RGB uint8."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  n = len(samples)
+  cols = int(np.ceil(np.sqrt(n)))
+  rows = int(np.ceil(n / cols))
+  fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows),
+                           dpi=80, squeeze=False)
+  reference = real if real is not None else samples.reshape(-1, 2)
+  lo, hi = np.percentile(reference, [0.5, 99.5], axis=0)
+  margin = 0.25 * (hi - lo) + 1e-3
+  for i, ax in enumerate(axes.flat):
+    ax.set_axis_off()
+    if i >= n:
+      continue
+    if real is not None:
+      ax.scatter(real[:, 0], real[:, 1], s=1, c="tab:blue", alpha=0.2)
+    ax.scatter(samples[i, :, 0], samples[i, :, 1], s=1, c="tab:orange",
+               alpha=0.5)
+    if modes is not None:
+      ax.scatter(modes[:, 0], modes[:, 1], s=12, marker="x", c="black")
+    ax.set_xlim(lo[0] - margin[0], hi[0] + margin[0])
+    ax.set_ylim(lo[1] - margin[1], hi[1] + margin[1])
+    ax.set_aspect("equal")
+    if i < len(titles):
+      ax.set_title(titles[i], fontsize=6)
+  if suptitle:
+    fig.suptitle(suptitle, fontsize=9)
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", bbox_inches="tight")
+  plt.close(fig)
+  buf.seek(0)
+  return np.asarray(Image.open(buf).convert("RGB"))
+
+
 def save_png(path: str, image: np.ndarray) -> None:
   Image.fromarray(image).save(path)

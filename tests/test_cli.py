@@ -24,6 +24,10 @@ BAD = [
     ("--config.train.num_steps=-3", "config.train.num_steps=-3 must be "
      "positive"),
     ("--config.wandb.mode=foo", "config.wandb.mode='foo' is not one of"),
+    ("--config.gan.pack=3", "config.data.batch_size=16 must be divisible by "
+     "config.gan.pack=3"),
+    ("--config.train.num_seeds=3", "config.train.num_seeds=3 must be "
+     "divisible by the 8 devices"),
 ]
 
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.models.downsample import DownConv2x
-from gen_jax.models.layers import normalized
+from gen_jax.models.layers import BN_MOMENTUM, MinibatchStd, normalized
 from gen_jax.models.upsample import UpConv2x
 
 RESOLUTIONS = (16, 28, 32, 64)
@@ -43,7 +43,8 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     base, n = num_doublings(self.resolution)
-    bn = lambda: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+    bn = lambda: nn.BatchNorm(use_running_average=not train,
+                              momentum=BN_MOMENTUM,
                               dtype=self.dtype)
     width = self.width * 2 ** (n - 1)
     # A 4x4 transposed convolution of a 1x1 input is a dense layer.
@@ -61,10 +62,16 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  """images (B, H, W, C) -> logits (B,)."""
+  """images (B, H, W, C) -> logits (B,).
+
+  `minibatch_std` (None: off) appends the minibatch standard deviation, over
+  groups of that size (0: the whole batch), as one more channel of the last
+  feature map, before the final dense layer (ProGAN's place for it).
+  """
   width: int = 64
   norm: str = "batch"
   downsample: str = "sub_pixel_grad"  # downsample.DOWNSAMPLE_IMPLS
+  minibatch_std: int | None = None
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -80,6 +87,8 @@ class Discriminator(nn.Module):
       x = nn.leaky_relu(normalized(conv, x, self.norm, train,
                                    normalize_output=i > 0), 0.2)
       width *= 2
+    if self.minibatch_std is not None:
+      x = MinibatchStd(self.minibatch_std)(x)
     x = x.reshape(x.shape[0], -1)
     out = nn.Dense(1, kernel_init=_INIT, dtype=self.dtype)
     x = normalized(out, x, self.norm, train, normalize_output=False)

@@ -1,9 +1,15 @@
-"""Normalisation choices shared by the discriminators (`config.model.d_norm`)."""
+"""Layers shared by the discriminators: the normalisation choices
+(`config.model.d_norm`) and the minibatch standard deviation
+(`config.model.minibatch_std`)."""
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 D_NORMS = ("batch", "layer", "spectral", "none")
+# Every BatchNorm here: running = BN_MOMENTUM * running + (1 - BN_MOMENTUM) *
+# batch statistic (the generators' standing statistics rely on it).
+BN_MOMENTUM = 0.9
 
 
 def normalized(layer: nn.Module, x: jax.Array, norm: str, train: bool,
@@ -21,7 +27,39 @@ def normalized(layer: nn.Module, x: jax.Array, norm: str, train: bool,
   if not normalize_output or norm == "none":
     return y
   if norm == "batch":
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9)(y)
+    return nn.BatchNorm(use_running_average=not train,
+                        momentum=BN_MOMENTUM)(y)
   if norm == "layer":
     return nn.LayerNorm()(y)
   raise ValueError(f"d_norm {norm!r} is not one of {D_NORMS}")
+
+
+class MinibatchStd(nn.Module):
+  """Appends the minibatch standard deviation as one more channel/feature.
+
+  Karras et al. 2018 (ProGAN), section 3: within each group of `group_size`
+  examples, the standard deviation of every feature (and position) over the
+  group, averaged to one number, is appended to each member's features, so
+  that the discriminator can see a batch's lack of variety. Works on (N, D)
+  points and (N, H, W, C) maps. Groups are contiguous examples (ProGAN's are
+  strided; batches are shuffled, so either is a random grouping, and
+  contiguous groups stay on one device when the batch is sharded). The group
+  is min(group_size, N), or the whole batch for group_size 0; N must be
+  divisible by it.
+  """
+  group_size: int = 0
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    n = x.shape[0]
+    g = min(self.group_size, n) if self.group_size > 0 else n
+    if n % g:
+      raise ValueError(f"minibatch std: batch {n} is not divisible by the "
+                       f"group size {g}")
+    groups = x.reshape(n // g, g, *x.shape[1:]).astype(jnp.float32)
+    std = jnp.sqrt(jnp.var(groups, axis=1) + 1e-8)        # (N/g, ...)
+    per_group = jnp.mean(std.reshape(n // g, -1), axis=1)  # (N/g,)
+    per_example = jnp.repeat(per_group, g).astype(x.dtype)  # (N,)
+    feature = jnp.broadcast_to(
+        per_example.reshape(n, *([1] * (x.ndim - 1))), (*x.shape[:-1], 1))
+    return jnp.concatenate([x, feature], axis=-1)
