@@ -128,7 +128,9 @@ class MetricLogger:
           project=w.project, entity=w.entity or None,
           name=w.name or os.path.basename(os.path.abspath(self.workdir)),
           group=w.group or None, tags=list(w.tags) or None,
-          dir=self.workdir, id=run_id, resume="allow", mode=mode,
+          # Absolute: a shared wandb service resolves paths in its own cwd.
+          dir=os.path.abspath(self.workdir), id=run_id, resume="allow",
+          mode=mode,
           config=flat_config(config), settings=wandb.Settings(
               silent=True, console="off", init_timeout=timeout))
       if mode != "online":

@@ -344,7 +344,9 @@ def test_run_started_by_wandb_agent_logs_into_its_sweep_run(tmp_path):
             "config.model.g_batch_norm": {"value": False}}
   param_path = tmp_path / "wandb" / "sweep-swp1" / "config-run123.yaml"
   config_util.save_config_file_from_dict(str(param_path), params)
-  env = dict(os.environ, WANDB_SWEEP_ID="swp1", WANDB_RUN_ID="run123",
+  # Not another test's wandb service (WANDB_SERVICE): the agent's own.
+  env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+  env.update(WANDB_SWEEP_ID="swp1", WANDB_RUN_ID="run123",
              WANDB_SWEEP_PARAM_PATH=str(param_path), WANDB_DIR=str(tmp_path),
              WANDB_MODE="offline", PYTHONPATH=REPO)
   args = create_sweep_command_args({"args": params})["args"]
