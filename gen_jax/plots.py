@@ -1,6 +1,7 @@
 """Pictures of samples: image grids and 2D scatter plots, as uint8 arrays."""
 
 import io
+import textwrap
 
 import numpy as np
 from PIL import Image
@@ -89,7 +90,7 @@ def scatter_grid(samples: np.ndarray, real: np.ndarray | None = None,
     ax.set_ylim(lo[1] - margin[1], hi[1] + margin[1])
     ax.set_aspect("equal")
     if i < len(titles):
-      ax.set_title(titles[i], fontsize=6)
+      ax.set_title(textwrap.fill(titles[i], 36), fontsize=6)
   if suptitle:
     fig.suptitle(suptitle, fontsize=9)
   buf = io.BytesIO()
