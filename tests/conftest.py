@@ -8,6 +8,9 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+# wandb's service starts slowly on a loaded 2-core machine; the default 30 s
+# would turn offline runs into runs without wandb and make tests flaky.
+os.environ.setdefault("WANDB_INIT_TIMEOUT", "300")
 os.environ.setdefault("GEN_JAX_CACHE",
                       os.path.join(tempfile.gettempdir(), "gen_jax_test_cache"))
 

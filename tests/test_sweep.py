@@ -376,6 +376,7 @@ def test_run_started_by_wandb_agent_logs_into_its_sweep_run(tmp_path):
   assert "eval/reverse_kl" in summary and summary["step"] == 4
 
   # The agent's run id, so the agent's run.
+  assert "wandb could not start" not in result.stderr, result.stderr
   run, keys = _wandb_run(str(workdir / "wandb" / "offline-run-*-run123"))
   assert run.run_id == "run123" and run.sweep_id == "swp1"
   assert set(params) <= keys
