@@ -15,15 +15,11 @@ train.num_seeds are listed in configs/gan_2d.py.
 
 from gen_jax import config_lib
 
-RESOLUTION = {"mnist": 28, "fashion_mnist": 28, "stacked_mnist": 28,
-              "cifar10": 32, "celeb_a": 64}
-
 
 def get_config(arg=None):
   dataset, small = config_lib.parse_arg(arg, "digits")
   c = config_lib.base("gan", dataset)
-  c.data.image_size = RESOLUTION.get(dataset, 64 if dataset.startswith(
-      "folder:") else 16)
+  c.data.image_size = config_lib.gan_image_size(dataset)
   c.data.batch_size = 64
 
   c.model = config_lib.gan_model("dcgan")

@@ -47,6 +47,18 @@ def parse_arg(arg: str | None, default_dataset: str) -> tuple[str, bool]:
   return (names[0] if names else default_dataset), small
 
 
+_GAN_RESOLUTION = {"mnist": 28, "fashion_mnist": 28, "stacked_mnist": 28,
+                   "cifar10": 32, "celeb_a": 64}
+
+
+def gan_image_size(dataset: str) -> int:
+  """The DCGAN resolution for a dataset: its native size, 64 for folders of
+  images, 16 for the embedded digits."""
+  if dataset.startswith("folder:"):
+    return 64
+  return _GAN_RESOLUTION.get(dataset, 16)
+
+
 def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   """Fields every config has; the per-model configs fill in the rest."""
   c = ml_collections.ConfigDict()
