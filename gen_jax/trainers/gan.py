@@ -205,20 +205,29 @@ class GanTrainer:
 
   def g_objective(self, g_params, state: GanState, z: jax.Array,
                   real: jax.Array, key: jax.Array):
-    """The generator's loss on G(z) against the critic, or against the critic
-    unrolled `gan.unroll_steps` ahead (`real`: its real batch).
+    """The generator's loss on G(z) against the critic.
+
+    With `gan.unroll_steps` = k > 0 it is Metz et al.'s surrogate f_K instead:
+    the negated critic loss (without penalty) on `real` and G(z) at the
+    critic unrolled k steps ahead. For the cross-entropy losses that is the
+    minimax value function; its real-data term depends on G through the
+    unrolled updates, which is what lets G anticipate the critic.
 
     Returns (loss, (new generator state, new critic state)).
     """
     fake, g_state = self.generate(g_params, state.g_state, z, train=True)
-    d_params, d_state = state.d_params, state.d_state
     if self.config.gan.unroll_steps > 0:
       d_params, d_state = self.unrolled_critic(
           state, real, fake, jax.random.fold_in(key, 3))
+      real_in, fake_in = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
+                                        state.step)
+      real_logits, d_state = self.critic(d_params, d_state, real_in)
+      fake_logits, _ = self.critic(d_params, d_state, fake_in)
+      # The unrolled critic's state is a look-ahead, not an update.
+      return (-self.loss.discriminator(real_logits, fake_logits),
+              (g_state, state.d_state))
     fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step)
-    fake_logits, d_state = self.critic(d_params, d_state, fake_in)
-    if self.config.gan.unroll_steps > 0:  # a look-ahead, not an update
-      d_state = state.d_state
+    fake_logits, d_state = self.critic(state.d_params, state.d_state, fake_in)
     return self.loss.generator(fake_logits), (g_state, d_state)
 
   def _generator_update(self, state: GanState, key: jax.Array,
