@@ -313,10 +313,12 @@ def protocol_changes(args) -> list[str]:
       "samples only, so the reverse KL compared with PacGAN's is the "
       "'HQ samples' column; 'all samples' assigns every sample to its "
       "nearest mode.",
-      f"Unrolled GAN: {args.unroll_steps} unrolled steps of the critic's own "
-      "Adam update on the same batch (Metz et al.'s code); its only "
-      "published 2D numbers (VEEGAN Table 1) use VEEGAN's protocol and "
-      "networks, so they are shown for orientation, not comparison.",
+      f"Unrolled GAN: the generator minimises Metz et al.'s surrogate, the "
+      "value function (negated critic loss) at the critic after "
+      f"{args.unroll_steps} of its own Adam updates on the same batch, "
+      "differentiated through (as their released code); its only published "
+      "2D numbers (VEEGAN Table 1) use VEEGAN's protocol and networks, so "
+      "they are shown for orientation, not comparison.",
       "Stacked digits instead of stacked MNIST: three of scikit-learn's 1,797 "
       "8x8 digits (1,500 for training) upsampled to 16x16, as RGB channels "
       f"(60k training stacks); DCGAN widths {args.stacked_width} (PacGAN: "
