@@ -30,6 +30,7 @@ CHANGEABLE_ON_RESUME = (
     "train.checkpoint_every",
     "train.keep_checkpoints",
     "train.on_nonfinite",   # stop -> skip is how to get past a NaN
+    "train.save_eval_samples",
     "data.data_dir",        # the same data, found somewhere else
     "mesh.*",               # data-parallel layout: the same maths
     "wandb.*",
@@ -83,6 +84,9 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   c.train.checkpoint_every = 500
   c.train.keep_checkpoints = 3
   c.train.num_eval_samples = 2500   # samples for sample-quality metrics
+  # Also write each evaluation's samples as samples/step_NNNNNNN.npy
+  # ((num_eval_samples, ...), or (num_seeds, num_eval_samples, ...)).
+  c.train.save_eval_samples = False
   c.train.on_nonfinite = "stop"
   # N > 1 trains N independent runs (seeds seed .. seed+N-1) in one program.
   c.train.num_seeds = 1
@@ -142,6 +146,12 @@ def validate(config) -> None:
     if config.gan.penalty_weight < 0:
       raise ConfigError(f"config.gan.penalty_weight="
                         f"{config.gan.penalty_weight!r} must be >= 0")
+    if m.d_maxout_pieces == 1 or m.d_maxout_pieces < 0:
+      raise ConfigError(f"config.model.d_maxout_pieces={m.d_maxout_pieces!r} "
+                        "must be 0 (LeakyReLU units) or at least 2")
+    if m.init_std < 0:
+      raise ConfigError(f"config.model.init_std={m.init_std!r} must be >= 0 "
+                        "(0: LeCun normal)")
     for field in ("g_lr", "d_lr"):
       _positive(f"config.optim.{field}", config.optim[field])
     _validate_tricks(config)
@@ -196,6 +206,8 @@ def gan_model(arch: str) -> ml_collections.ConfigDict:
   m.g_hidden = (400, 400, 400, 400)
   m.g_batch_norm = True
   m.d_hidden = (200, 200, 200)
+  m.d_maxout_pieces = 0  # > 1: maxout hidden units of that many pieces
+  m.init_std = 0.0       # > 0: N(0, init_std^2) weights; 0: LeCun normal
   # Minibatch standard deviation (Karras et al. 2018) before the critic's
   # output layer, over groups of minibatch_std_group examples (0: the whole
   # critic batch, which any batch size allows; ProGAN uses 4).

@@ -1,6 +1,7 @@
 """Pictures of samples: image grids and 2D scatter plots, as uint8 arrays."""
 
 import io
+import os
 import textwrap
 
 import numpy as np
@@ -102,3 +103,12 @@ def scatter_grid(samples: np.ndarray, real: np.ndarray | None = None,
 
 def save_png(path: str, image: np.ndarray) -> None:
   Image.fromarray(image).save(path)
+
+
+def save_npy(path: str, array: np.ndarray) -> None:
+  """Writes `array` as float32 .npy; whole or not at all (a temporary file,
+  then a rename)."""
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    np.save(f, np.asarray(array, np.float32))
+  os.replace(tmp, path)

@@ -190,8 +190,10 @@ def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
   metrics = {f"eval/{k}": v for k, v in metrics.items()}
   if run.is_main:
     picture = _picture(run, samples, real, metrics, step)
-    plots.save_png(os.path.join(run.workdir, "samples",
-                                f"step_{step:07d}.png"), picture)
+    path = os.path.join(run.workdir, "samples", f"step_{step:07d}")
+    plots.save_png(path + ".png", picture)
+    if config.train.save_eval_samples:
+      plots.save_npy(path + ".npy", samples)
     logger.images(step, {"samples": picture})
   return run.summarize(metrics)
 

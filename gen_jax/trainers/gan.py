@@ -68,9 +68,10 @@ def build_models(config, info: DatasetInfo) -> tuple[nn.Module, nn.Module]:
                             minibatch_std=mbstd)
   else:
     g = mlp.Generator(out_dim=info.example_shape[0], hidden=tuple(m.g_hidden),
-                      batch_norm=m.g_batch_norm)
+                      batch_norm=m.g_batch_norm, init_std=m.init_std)
     d = mlp.Discriminator(hidden=tuple(m.d_hidden), norm=m.d_norm,
-                          minibatch_std=mbstd)
+                          minibatch_std=mbstd, maxout_pieces=m.d_maxout_pieces,
+                          init_std=m.init_std)
   return g, d
 
 
