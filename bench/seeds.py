@@ -16,9 +16,10 @@ steady-state speed-up (seed-steps per second in training, from metrics.jsonl,
 which excludes compilation and evaluation).
 
 Sizes (configs/gan_2d.py:ring, batch 100):
-- pacgan: PacGAN's networks, G 4 x 400 with batch norm, D 3 x 200;
+- pacgan: PacGAN's networks (the config's default), G 4 x 400 with batch
+  norm, D 3 maxout layers of 200 units x 5 pieces;
 - small: the Unrolled GAN appendix's sizes, G 2 x 128 (no batch norm) on
-  256-d noise, D 1 x 128.
+  256-d noise, D 1 x 128 LeakyReLU.
 """
 
 import argparse
@@ -39,7 +40,7 @@ from gen_jax import train  # noqa: E402
 SIZES = {
     "pacgan": {},
     "small": {"g_hidden": (128, 128), "g_batch_norm": False,
-              "noise_dim": 256, "d_hidden": (128,)},
+              "noise_dim": 256, "d_hidden": (128,), "d_maxout_pieces": 0},
 }
 
 

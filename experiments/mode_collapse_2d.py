@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
+from gen_jax import schedules  # noqa: E402
 from gen_jax.errors import UserError  # noqa: E402
 
 # PacGAN Table 1 (10 trials, mean +- standard error): modes, %HQ, reverse KL.
@@ -82,6 +83,7 @@ def config(dataset: str, overrides: dict, args):
   c.data.batch_size = 100 * overrides.get("gan.pack", 1)
   common.override(c, overrides)
   c.optim.g_lr = c.optim.d_lr = args.lr
+  c.optim.decay = args.decay
   # The schedule is in epochs, as PacGAN's: every method sees the same
   # number of batches, so WGAN-GP's 5 critic steps make 1/5 of the
   # generator steps.
@@ -289,6 +291,7 @@ def command_line(args) -> str:
     return "PYTHONPATH=. python experiments/mode_collapse_2d.py --quick"
   return ("PYTHONPATH=. python experiments/mode_collapse_2d.py "
           f"--trials={args.trials} --steps={args.steps} --lr={args.lr:g} "
+          f"--decay={args.decay} "
           f"--evals={args.evals} --unroll_steps={args.unroll_steps} "
           f"--datasets={args.datasets} --methods={args.methods}")
 
@@ -333,6 +336,9 @@ def main() -> None:
   p.add_argument("--trials", type=int, default=10)
   p.add_argument("--steps", type=int, default=1400)
   p.add_argument("--lr", type=float, default=1e-3)
+  p.add_argument("--decay", default="linear",
+                 help="learning-rate decay to 0 over the schedule: constant, "
+                 "linear or cosine")
   p.add_argument("--evals", type=int, default=4,
                  help="evaluations over the schedule (the last at the end)")
   p.add_argument("--unroll_steps", type=int, default=5)
@@ -368,6 +374,9 @@ def main() -> None:
       p.error(f"--{flag} must be at least 1")
   if args.lr <= 0:
     p.error("--lr must be positive")
+  if args.decay not in schedules.DECAYS:
+    p.error(f"--decay: unknown {args.decay!r}; choose from "
+            f"{', '.join(schedules.DECAYS)}")
   start = time.perf_counter()
   try:
     results = {d: {m: common.run(f"{d}_{m}", config(d, available[m], args),

@@ -8,7 +8,7 @@ which shrinks the model and run so that tests can run every config quickly.
 
 import ml_collections
 
-from gen_jax import elbo, losses, penalties
+from gen_jax import elbo, losses, penalties, schedules
 from gen_jax.errors import ConfigError
 from gen_jax.logger import WANDB_MODES
 from gen_jax.models.layers import D_NORMS
@@ -130,6 +130,7 @@ def validate(config) -> None:
   _one_of("config.train.on_nonfinite", config.train.on_nonfinite,
           ON_NONFINITE)
   _one_of("config.wandb.mode", config.wandb.mode, WANDB_MODES)
+  schedules.DECAYS.get(config.optim.decay)
   m = config.model
   if config.trainer == "gan":
     _one_of("config.model.arch", m.arch, gan.ARCHS)
@@ -236,6 +237,7 @@ def two_adams(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.g_lr, o.g_b1, o.g_b2 = lr, b1, b2
   o.d_lr, o.d_b1, o.d_b2 = lr, b1, b2
+  o.decay = "constant"  # or linear / cosine to 0 at the last step
   return o
 
 
@@ -253,6 +255,7 @@ def vae_model(arch: str) -> ml_collections.ConfigDict:
 def one_adam(lr: float) -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.lr, o.b1, o.b2 = lr, 0.9, 0.999
+  o.decay = "constant"  # or linear / cosine to 0 at the last step
   return o
 
 

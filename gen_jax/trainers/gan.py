@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen_jax import losses, penalties, tricks
+from gen_jax import losses, penalties, schedules, tricks
 from gen_jax.data.base import DatasetInfo
 from gen_jax.models import dcgan, mlp
 from gen_jax.models.layers import BN_MOMENTUM
@@ -94,12 +94,14 @@ class GanTrainer:
         losses.GAN_LOSSES.get(config.gan.loss), config.gan.label_smoothing)
     self.penalty = penalties.PENALTIES.get(config.gan.penalty)
     self.noise = NOISE.get(config.model.noise)
-    o = config.optim
-    self.g_tx = optax.adam(o.g_lr, b1=o.g_b1, b2=o.g_b2)
-    self.d_tx = optax.adam(o.d_lr, b1=o.d_b1, b2=o.d_b2)
+    o, steps = config.optim, config.train.num_steps
+    d_updates = steps * config.gan.n_critic
+    self.g_tx = schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps)
+    self.d_tx = schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, d_updates)
     # The unrolled updates are differentiated through: eps_root keeps the
     # derivative of sqrt(nu) finite where a gradient has always been 0.
-    self.unroll_tx = optax.adam(o.d_lr, b1=o.d_b1, b2=o.d_b2, eps_root=1e-16)
+    self.unroll_tx = schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay,
+                                    d_updates, eps_root=1e-16)
     self.batches_per_step = config.gan.n_critic
     self.batch_size = config.data.batch_size
 

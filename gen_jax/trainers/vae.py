@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen_jax import elbo
+from gen_jax import elbo, schedules
 from gen_jax.data.base import DatasetInfo
 from gen_jax.models import vae as vae_models
 
@@ -50,7 +50,8 @@ class VaeTrainer:
     self.model = build_model(config, info)
     self.log_likelihood = elbo.LIKELIHOODS.get(config.model.likelihood)
     o = config.optim
-    self.tx = optax.adam(o.lr, b1=o.b1, b2=o.b2)
+    self.tx = schedules.adam(o.lr, o.b1, o.b2, o.decay,
+                             config.train.num_steps)
 
   def init(self, key: jax.Array) -> VaeState:
     key, k = jax.random.split(key)

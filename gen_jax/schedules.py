@@ -1,0 +1,38 @@
+"""Learning-rate decay over a run: `config.optim.decay`.
+
+The rate starts at the configured lr and follows the named curve to 0 at
+the run's last update (`train.num_steps` steps; the critic updates n_critic
+times per step, so its curve spans num_steps * n_critic updates). The
+optimiser state's update count drives it, so a resumed run continues the
+same curve, unless `train.num_steps` is raised on resume, which stretches
+the rest of it.
+"""
+
+import optax
+
+from gen_jax.registry import Registry
+
+DECAYS: Registry = Registry("config.optim.decay")
+
+
+@DECAYS.register("constant")
+def _constant(lr: float, updates: int) -> optax.ScalarOrSchedule:
+  del updates
+  return lr
+
+
+@DECAYS.register("linear")
+def _linear(lr: float, updates: int) -> optax.ScalarOrSchedule:
+  return optax.linear_schedule(lr, 0.0, updates)
+
+
+@DECAYS.register("cosine")
+def _cosine(lr: float, updates: int) -> optax.ScalarOrSchedule:
+  return optax.cosine_decay_schedule(lr, updates)
+
+
+def adam(lr: float, b1: float, b2: float, decay: str, updates: int,
+         **kwargs) -> optax.GradientTransformation:
+  """optax.adam whose rate decays by `decay` over `updates` updates."""
+  return optax.adam(DECAYS.get(decay)(lr, max(updates, 1)), b1=b1, b2=b2,
+                    **kwargs)

@@ -1,0 +1,82 @@
+"""Learning-rate decay (config.optim.decay) against a NumPy Adam."""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_config
+from gen_jax import config_lib, data, schedules
+from gen_jax.errors import ConfigError
+from gen_jax.trainers.gan import GanTrainer
+
+
+def numpy_adam(grads, lrs, b1=0.9, b2=0.999, eps=1e-8):
+  """Parameter after Adam steps with gradients `grads` and rates `lrs`."""
+  p, m, v = 0.0, 0.0, 0.0
+  for t, (g, lr) in enumerate(zip(grads, lrs), start=1):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    p -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+  return p
+
+
+@pytest.mark.parametrize("decay,rate", [
+    ("constant", lambda t, n: 1.0),
+    ("linear", lambda t, n: 1.0 - t / n),
+    ("cosine", lambda t, n: 0.5 * (1 + np.cos(np.pi * t / n))),
+])
+def test_decay_follows_its_curve_to_zero(decay, rate):
+  lr, n = 0.1, 8
+  grads = [1.0, -2.0, 0.5, 3.0, -1.0, 2.0, 0.25, -0.5, 1.5, 1.0]
+  tx = schedules.adam(lr, 0.9, 0.999, decay, n)
+  p = jnp.zeros(())
+  state = tx.init(p)
+  for g in grads:
+    updates, state = tx.update(jnp.asarray(g), state, p)
+    p = p + updates
+  # Update t (from 0) uses lr * rate(t); past the last one the rate is 0.
+  lrs = [lr * max(rate(min(t, n), n), 0.0) for t in range(len(grads))]
+  assert float(p) == pytest.approx(numpy_adam(grads, lrs), rel=1e-5)
+
+
+def leaves_changed(a, b) -> bool:
+  return any(not np.array_equal(x, y) for x, y in
+             zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_gan_critic_curve_spans_n_critic_updates_per_step():
+  # A linear decay over one step: G's one update has rate lr; D's two
+  # (n_critic 2) have lr and lr/2; every later update has rate 0.
+  c = load_config("gan_2d", "ring,small")
+  c.optim.decay = "linear"
+  c.train.num_steps = 1
+  c.gan.n_critic = 2
+  config_lib.validate(c)
+  trainer = GanTrainer(c, data.get_dataset(c.data).info)
+  state = trainer.init(jax.random.key(0))
+  x = jnp.asarray(np.random.default_rng(0).normal(
+      size=(2, c.data.batch_size, 2)), jnp.float32)
+  critic = jax.jit(trainer._critic_update)  # pylint: disable=protected-access
+  key = jax.random.key(1)
+  after = [state]
+  for i in range(3):
+    after.append(critic(after[-1], x[i % 2], jax.random.fold_in(key, i))[0])
+  assert leaves_changed(after[0].d_params, after[1].d_params)
+  assert leaves_changed(after[1].d_params, after[2].d_params)
+  assert not leaves_changed(after[2].d_params, after[3].d_params)
+  step = jax.jit(trainer.train_step)
+  first, _ = step(state, {"x": x})
+  second, _ = step(first, {"x": x})
+  assert leaves_changed(state.g_params, first.g_params)
+  assert not leaves_changed(first.g_params, second.g_params)
+  assert not leaves_changed(first.d_params, second.d_params)
+
+
+def test_unknown_decay_is_a_config_error():
+  c = load_config("vae", "digits,small")
+  c.optim.decay = "step"
+  with pytest.raises(ConfigError, match=re.escape("config.optim.decay")):
+    config_lib.validate(c)
