@@ -274,7 +274,8 @@ def labelled_arrays(name: str, split: str, image_size: int,
 
 
 def labelled_splits(name: str, image_size: int, data_dir: str | None,
-                    value_range):
+                    value_range) -> tuple[tuple[np.ndarray, np.ndarray],
+                                          tuple[np.ndarray, np.ndarray]]:
   """((x, y), (x_eval, y_eval)): the whole train and test splits."""
-  return tuple(labelled_arrays(name, split, image_size, data_dir, value_range)
-               for split in ("train", "test"))
+  return (labelled_arrays(name, "train", image_size, data_dir, value_range),
+          labelled_arrays(name, "test", image_size, data_dir, value_range))
