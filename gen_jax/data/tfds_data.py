@@ -13,6 +13,10 @@ the native size and scaled to `value_range`; `binarize` draws a dynamic
 binarization (each pixel on with probability its intensity) per batch.
 Held-out batches come from the `test` split.
 
+`mnist` and `stacked_mnist` name the digit classifier of their evaluation
+metrics (`info.extras['classifier']`, see `gen_jax.metrics.classifier`),
+which is trained on this MNIST (`labelled_splits`) on first use.
+
 Data are read from an array_record copy prepared once with
 `python -m gen_jax.prepare_data NAME` (which does need TensorFlow), through
 `tfds.data_source` into a grain pipeline (`pipeline.py`).
@@ -20,6 +24,7 @@ Data are read from an array_record copy prepared once with
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 
@@ -49,6 +54,8 @@ class Spec:
     crop: take the centred square first (CelebA).
     prebinarized: stored pixels are already 0/1.
     stacked: three digits per example as the channels (stacked MNIST).
+    classifier: the `gen_jax.metrics.classifier` name whose features give
+      the image metrics (and, stacked, the per-channel labels of modes).
   """
   tfds_name: str
   native_size: int
@@ -57,16 +64,17 @@ class Spec:
   crop: bool = False
   prebinarized: bool = False
   stacked: bool = False
+  classifier: str | None = None
 
 
 SPECS: dict[str, Spec] = {
-    "mnist": Spec("mnist", 28, 1),
+    "mnist": Spec("mnist", 28, 1, classifier="mnist"),
     "fashion_mnist": Spec("fashion_mnist", 28, 1),
     "cifar10": Spec("cifar10", 32, 3),
     "celeb_a": Spec("celeb_a", 178, 3, labels=False, crop=True),
     "binarized_mnist": Spec("binarized_mnist", 28, 1, labels=False,
                             prebinarized=True),
-    "stacked_mnist": Spec("mnist", 28, 3, stacked=True),
+    "stacked_mnist": Spec("mnist", 28, 3, stacked=True, classifier="mnist"),
 }
 
 
@@ -211,6 +219,8 @@ def tfds_dataset(cfg) -> pipeline.StreamingDataset:
     extras["num_classes"] = 10
   if spec.stacked:
     extras["num_modes"] = 1000
+  if spec.classifier:
+    extras["classifier"] = spec.classifier
   info = DatasetInfo(name=name, kind="image",
                      example_shape=(image_size, image_size, spec.channels),
                      value_range=value_range, num_train=num_train,
@@ -220,3 +230,52 @@ def tfds_dataset(cfg) -> pipeline.StreamingDataset:
   return pipeline.StreamingDataset(
       info, train_load=train_load, eval_load=eval_load,
       options=pipeline.LoaderOptions.from_config(cfg), random=random)
+
+
+# --- arrays for the digit classifier -----------------------------------------
+
+def fingerprint(name: str, data_dir: str | None) -> str:
+  """A short hash of the split sizes and a few records of dataset `name`.
+
+  Tells copies of the data apart (e.g. `tfds.testing.mock_data` from the real
+  MNIST) without reading them all: what the classifier cache is keyed on.
+  """
+  data_dir = resolve_data_dir(data_dir)
+  h = hashlib.sha256(SPECS[name].tfds_name.encode())
+  for split in ("train", "test"):
+    source = open_split(name, split, data_dir)
+    n = len(source)
+    h.update(f"{split}:{n};".encode())
+    for i in sorted({0, n // 2, n - 1} if n else set()):
+      record = source[i]
+      h.update(np.ascontiguousarray(record["image"]).tobytes())
+      h.update(f"{record.get('label')};".encode())
+  return h.hexdigest()[:12]
+
+
+def labelled_arrays(name: str, split: str, image_size: int,
+                    data_dir: str | None, value_range,
+                    chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+  """All of `split` as (N, S, S, C) float32 in value_range and (N,) labels.
+
+  Processed exactly as the dataset's batches are (same resize), in order.
+  """
+  spec = SPECS[name]
+  if not spec.labels or spec.stacked:
+    raise ValueError(f"dataset {name!r} has no single label per example")
+  source = open_split(name, split, resolve_data_dir(data_dir))
+  load = ImageLoader(source, spec, image_size, value_range)
+  batches = [load(np.arange(i, min(i + chunk, len(source))), None)
+             for i in range(0, len(source), chunk)]
+  if not batches:
+    raise DataError(f"dataset {name!r}: split {split!r} is empty")
+  return (np.concatenate([b["x"] for b in batches]),
+          np.concatenate([b["label"] for b in batches]))
+
+
+def labelled_splits(name: str, image_size: int, data_dir: str | None,
+                    value_range) -> tuple[tuple[np.ndarray, np.ndarray],
+                                          tuple[np.ndarray, np.ndarray]]:
+  """((x, y), (x_eval, y_eval)): the whole train and test splits."""
+  return (labelled_arrays(name, "train", image_size, data_dir, value_range),
+          labelled_arrays(name, "test", image_size, data_dir, value_range))

@@ -305,8 +305,8 @@ class GanTrainer:
     2D mixtures: modes captured, % high quality, reverse KL over all samples
     and over HQ samples only (`reverse_kl_hq`; nan without any). Images with a
     digit classifier (`info.extras['classifier']`): domain FID, KID,
-    precision/recall and NDB against `real`, and for stacked digits the modes
-    covered out of 1000 and the KL to uniform.
+    precision/recall and NDB against `real`, and for stacked digits (and
+    stacked MNIST) the modes covered out of 1000 and the KL to uniform.
     """
     from gen_jax import metrics
     extras = self.info.extras
@@ -321,7 +321,8 @@ class GanTrainer:
     if "classifier" not in extras:
       return {}
     classifier = metrics.get_classifier(extras["classifier"],
-                                        self.info.example_shape[0])
+                                        self.info.example_shape[0],
+                                        data_dir=extras.get("data_dir"))
     vr = self.info.value_range
     out = metrics.image_metrics(
         samples, real, classifier, vr, kid_subset_size=min(1000, len(real)),
