@@ -1,8 +1,8 @@
 r"""A GAN on 2D Gaussian mixtures (the PacGAN protocol: ring of 8, grid of 25).
 
 PacGAN's 2D networks: G is 4 x 400 ReLU with batch norm on 2-d Gaussian noise;
-D is an MLP (here 3 x 200 LeakyReLU rather than maxout); Adam 1e-4, beta1 0.8;
-batch 100. Evaluation: modes captured, % high quality, reverse KL on 2,500
+D is 3 maxout layers of 200 units x 5 pieces; weights N(0, 0.02); Adam 1e-4,
+beta1 0.8; batch 100. Evaluation: modes captured, % high quality, reverse KL on 2,500
 samples, and a scatter plot over the data.
 
   python -m gen_jax.main --config=configs/gan_2d.py:ring --workdir=runs/ring
@@ -36,6 +36,8 @@ def get_config(arg=None):
 
   c.model = config_lib.gan_model("mlp")
   c.model.noise_dim = 2
+  c.model.d_maxout_pieces = 5
+  c.model.init_std = 0.02
   c.gan = config_lib.gan_defaults(loss="non_saturating", penalty="none")
   c.optim = config_lib.two_adams(lr=1e-4, b1=0.8, b2=0.999)
 

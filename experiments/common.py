@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+import jax
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +52,14 @@ def finish(c, *, seeds: int, steps: int, evals: int, eval_samples: int,
   c.train.num_eval_samples = eval_samples
   c.train.save_eval_samples = True
   c.wandb.mode = "disabled"
+  c.mesh.num_devices = seed_devices(seeds, jax.device_count())
   return c
+
+
+def seed_devices(seeds: int, devices: int) -> int:
+  """The most devices (at most `devices`) that split `seeds` whole runs
+  evenly: 10 seeds on 8 GPUs use 5 of them."""
+  return max(d for d in range(1, min(seeds, devices) + 1) if seeds % d == 0)
 
 
 def run(name: str, c, workdir: str) -> dict:

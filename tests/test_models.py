@@ -62,6 +62,43 @@ def test_mlp_gan_shapes(norm):
   assert logits.shape == (5,)
 
 
+def test_maxout_takes_the_max_over_each_unit_s_pieces():
+  x = np.random.default_rng(0).normal(size=(4, 3 * 5)).astype(np.float32)
+  expected = np.array([[max(row[p * 5 + u] for p in range(3))
+                        for u in range(5)] for row in x])
+  np.testing.assert_array_equal(np.asarray(mlp.maxout(jnp.asarray(x), 3)),
+                                expected)
+
+
+def test_maxout_critic_matches_a_numpy_forward_pass():
+  # PacGAN's 2D critic: maxout layers of 200 units x 5 pieces (smaller here).
+  d = mlp.Discriminator(hidden=(6, 4), maxout_pieces=3, init_std=0.5)
+  x = jax.random.normal(KEY, (7, 2))
+  variables = d.init(KEY, x, train=False)
+  p = jax.tree.map(np.asarray, variables["params"])
+  assert [p[f"Dense_{i}"]["kernel"].shape for i in range(3)] == \
+      [(2, 18), (6, 12), (4, 1)]
+  h = np.asarray(x)
+  for i, units in enumerate((6, 4)):
+    a = h @ p[f"Dense_{i}"]["kernel"] + p[f"Dense_{i}"]["bias"]
+    h = a.reshape(len(a), 3, units).max(axis=1)
+  expected = (h @ p["Dense_2"]["kernel"] + p["Dense_2"]["bias"])[:, 0]
+  np.testing.assert_allclose(np.asarray(d.apply(variables, x)), expected,
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_init_std_draws_normal_weights_of_that_scale():
+  g = mlp.Generator(out_dim=2, hidden=(400, 400), init_std=0.02)
+  z = jnp.zeros((1, 2))
+  kernel = np.asarray(g.init(KEY, z, train=False)["params"]["Dense_1"]
+                      ["kernel"])
+  assert abs(kernel.mean()) < 1e-3
+  assert kernel.std() == pytest.approx(0.02, rel=0.02)
+  default = np.asarray(mlp.Generator(out_dim=2, hidden=(400, 400)).init(
+      KEY, z, train=False)["params"]["Dense_1"]["kernel"])
+  assert default.std() == pytest.approx(400 ** -0.5, rel=0.05)  # LeCun
+
+
 def test_spectral_norm_bounds_the_layer_norm():
   d = mlp.Discriminator(hidden=(32,), norm="spectral")
   x = jax.random.normal(KEY, (64, 2))

@@ -311,6 +311,8 @@ def test_ema_samples_use_the_ema_generator_s_own_batch_statistics():
     ("gan.label_smoothing", 1.0, "config.gan.label_smoothing=1.0 must be in"),
     ("model.minibatch_std_group", -2, "minibatch_std_group=-2 must be >= 0"),
     ("train.num_seeds", 0, "config.train.num_seeds=0 must be positive"),
+    ("model.d_maxout_pieces", 1, "d_maxout_pieces=1 must be 0 (LeakyReLU"),
+    ("model.init_std", -0.02, "config.model.init_std=-0.02 must be >= 0"),
 ])
 def test_bad_trick_values_are_config_errors(field, value, message):
   c = load_config("gan_2d", "ring,small")

@@ -51,7 +51,7 @@ class GanState:
   d_state: Any        # critic batch_stats / spectral-norm vectors
   g_opt: Any
   d_opt: Any
-  ema_params: Any     # exponential moving average of g_params (or g_params)
+  ema_params: Any     # exponential moving average of g_params; () without
 
 
 def build_models(config, info: DatasetInfo) -> tuple[nn.Module, nn.Module]:
@@ -144,10 +144,11 @@ class GanTrainer:
                                            self.config.gan.pack)), jnp.float32)
     d_params, d_state = _split_vars(self.discriminator.init(kd, x,
                                                             train=False))
+    ema = g_params if self.config.gan.ema_decay > 0 else ()
     return GanState(step=jnp.zeros((), jnp.int32), key=key,
                     g_params=g_params, g_state=g_state, d_params=d_params,
                     d_state=d_state, g_opt=self.g_tx.init(g_params),
-                    d_opt=self.d_tx.init(d_params), ema_params=g_params)
+                    d_opt=self.d_tx.init(d_params), ema_params=ema)
 
   # -- training -------------------------------------------------------------
 
@@ -239,8 +240,9 @@ class GanTrainer:
     updates, g_opt = self.g_tx.update(grads, state.g_opt, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
     decay = self.config.gan.ema_decay
+    # A tree map over () is a no-op: no EMA, no memory traffic for it.
     ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
-                       state.ema_params, g_params)
+                       state.ema_params, g_params if decay > 0 else ())
     return state.replace(g_params=g_params, g_state=g_state, d_state=d_state,
                          g_opt=g_opt, ema_params=ema), {"g_loss": g_loss}
 
