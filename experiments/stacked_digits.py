@@ -61,16 +61,8 @@ def method_config(method: str, args):
     c.data.batch_size = 64 * pack  # 64 packs, as PacGAN's DCGAN
     c.model.noise = "uniform"      # PacGAN's stacked-MNIST noise (100-d)
   c.model.g_width = c.model.d_width = args.width
-  common.finish(c, seeds=args.seeds, steps=args.steps, evals=args.evals,
-                eval_samples=args.samples)
-  c.mesh.num_devices = seed_devices(args.seeds)
-  return c
-
-
-def seed_devices(seeds: int) -> int:
-  """The most devices (at most all) over which `seeds` runs divide evenly."""
-  import jax
-  return max(d for d in range(1, jax.device_count() + 1) if seeds % d == 0)
+  return common.finish(c, seeds=args.seeds, steps=args.steps,
+                       evals=args.evals, eval_samples=args.samples)
 
 
 def run_name(method: str, args) -> str:

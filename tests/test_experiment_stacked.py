@@ -190,20 +190,49 @@ def test_uniform_scores_by_hand():
   assert kl == pytest.approx(999 / 20_000, rel=0.03)  # the large-n bias
 
 
+def test_method_configs():
+  args = sd.parse_args(["--seeds=2", "--steps=30", "--width=16",
+                        "--samples=500", "--evals=3"])
+  dcgan, pac, wgan = (sd.method_config(m, args) for m in sd.METHODS)
+  for c in (dcgan, pac):  # PacGAN's stacked-MNIST DCGAN: 64 packs
+    assert c.model.noise == "uniform" and c.model.noise_dim == 100
+    assert (c.optim.g_lr, c.optim.g_b1, c.optim.d_lr, c.optim.d_b1) == (
+        2e-4, 0.5, 2e-4, 0.5)
+    assert c.gan.loss == "non_saturating" and c.gan.n_critic == 1
+  assert (dcgan.gan.pack, dcgan.data.batch_size) == (1, 64)
+  assert (pac.gan.pack, pac.data.batch_size) == (2, 128)
+  assert (wgan.gan.loss, wgan.gan.penalty, wgan.gan.penalty_weight,
+          wgan.gan.n_critic) == ("wasserstein", "wgan_gp", 10.0, 5)
+  assert (wgan.data.batch_size, wgan.gan.pack) == (64, 1)
+  for c in (dcgan, pac, wgan):
+    assert c.data.name == "stacked_digits"
+    assert (c.model.g_width, c.model.d_width) == (16, 16)
+    assert (c.train.num_seeds, c.train.num_steps, c.train.eval_every,
+            c.train.num_eval_samples) == (2, 30, 10, 500)
+    assert c.train.save_eval_samples
+
+
 def test_quick_run_end_to_end(tmp_path, capsys):
+  # DCGAN and WGAN-GP: the two configs; PacDCGAN2 is DCGAN with the pack and
+  # batch of test_method_configs (a third model to compile, +50% time).
+  methods = ["DCGAN", "WGAN-GP"]
   workdir = tmp_path / "w"
-  sd.main(["--quick", f"--workdir={workdir}"])
+  sd.main(["--quick", f"--workdir={workdir}", f"--methods={','.join(methods)}"])
   out = tmp_path / "w_quick" / "results"
   for name in ("results.json", "results.md", "samples.png",
                "comparison.png"):
     assert (out / name).exists(), name
-  runs = json.loads((out / "results.json").read_text())["runs"]
+  results = json.loads((out / "results.json").read_text())
+  assert results["command"].endswith("--quick --methods=DCGAN,WGAN-GP")
+  runs = results["runs"]
   assert sorted((r["method"], r["seed"]) for r in runs) == sorted(
-      (m, s) for m in sd.METHODS for s in (0, 1))
+      (m, s) for m in methods for s in (0, 1))
   for r in runs:
     assert os.path.exists(r["samples"])
     assert sd.load_samples(r).shape == (200, 16, 16, 3)
     assert [e["step"] for e in r["history"]] == [2, 4]
+  seed0, seed1 = (sd.load_samples(r) for r in runs if r["method"] == "DCGAN")
+  assert not np.allclose(seed0, seed1)
   printed = capsys.readouterr().out
   assert "| WGAN-GP | 2 |" in printed and f"wrote {out}" in printed
 
