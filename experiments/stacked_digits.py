@@ -51,7 +51,7 @@ PUBLISHED_SAMPLES = 26_000
 
 
 def method_config(method: str, args):
-  """The config of one method (before `common.finish`)."""
+  """The config of one method, `--seeds` runs in one program."""
   if method == "WGAN-GP":  # its own defaults: n_critic 5, lambda 10, Adam 1e-4
     c = common.load_config("wgan_gp", args.dataset)
   else:
@@ -68,7 +68,7 @@ def method_config(method: str, args):
 def run_name(method: str, args) -> str:
   """Names the settings too, so that a changed flag never reuses a run."""
   return (f"{args.dataset}_{method}_w{args.width}_steps{args.steps}_"
-          f"seeds{args.seeds}_n{args.samples}")
+          f"seeds{args.seeds}_n{args.samples}_evals{args.evals}")
 
 
 def check_dataset(c):
