@@ -133,6 +133,9 @@ def why(ours_history: list[tuple[int, float, float]],
   """Why ours falls outside the published error bar: the schedule if the
   gap shrank over our evaluations, else not the schedule by itself."""
   (s0, first, _), (s1, last, _) = ours_history[0], ours_history[-1]
+  if (first - published) * (last - published) < 0:
+    return (f"not the schedule: ours went past it ({first:.3g} at step {s0}, "
+            f"{last:.3g} at {s1})")
   if len(ours_history) > 1 and abs(last - published) < abs(first - published):
     return (f"schedule: moving towards it ({first:.3g} at step {s0}, "
             f"{last:.3g} at {s1})")
@@ -311,9 +314,9 @@ def write(results: dict, args, minutes: float, out: str) -> list[dict]:
            "Produced by `experiments/mode_collapse_2d.py`; every number is "
            f"the mean ± standard error over {args.trials} seeds, trained in "
            "one program per method (`config.train.num_seeds`).", "",
-           f"Command: `{command_line(args)}`: {minutes:.1f} min in all "
-           f"({train_minutes:.1f} min in the training loop) on this 2-core "
-           "CPU.", "",
+           f"Command: `{command_line(args)}`. Its runs took "
+           f"{train_minutes:.1f} min in all on this 2-core CPU (each run's "
+           "compilation, training and evaluations).", "",
            "A cell is flagged when our mean ± se and PacGAN's do not "
            "overlap; the reason says whether our number was still moving "
            "towards theirs over the schedule.", ""]

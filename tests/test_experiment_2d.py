@@ -55,6 +55,8 @@ def test_why_says_schedule_only_when_the_gap_shrinks():
   assert mc.why([(1, 2.0, 0.0), (2, 3.0, 0.0)], 8.0).startswith("schedule")
   assert mc.why([(1, 3.0, 0.0), (2, 2.0, 0.0)], 8.0).startswith("not")
   assert mc.why([(1, 2.0, 0.0)], 8.0).startswith("not")
+  assert mc.why([(1, 2.0, 0.0), (2, 8.2, 0.0)], 8.0).startswith(
+      "not the schedule: ours went past it")
 
 
 def test_schedule_table_has_a_column_per_evaluation():
