@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -106,6 +105,7 @@ def collect(results: dict, out: str) -> list[dict]:
         runs.append({
             "method": method, "dataset": dataset, "seed": seed,
             "samples": rel,
+            "program_minutes": r["minutes"],  # all seeds of this method
             "metrics": {k[5:]: v[i] for k, v in final.items()
                         if k.startswith("eval/")},
             "history": [{"step": e["step"],
@@ -299,13 +299,13 @@ def command_line(args) -> str:
           f"--datasets={args.datasets} --methods={args.methods}")
 
 
-def write(results: dict, args, minutes: float, out: str) -> list[dict]:
+def write(results: dict, args, out: str) -> list[dict]:
   runs = collect(results, out)
   names = list(next(iter(results.values())))
   train_minutes = sum(r["minutes"] for by in results.values()
                       for r in by.values())
-  with_header = {"command": command_line(args), "minutes": minutes,
-                 "train_minutes": train_minutes, "steps": args.steps,
+  with_header = {"command": command_line(args), "minutes": train_minutes,
+                 "steps": args.steps,
                  "lr": args.lr, "trials": args.trials,
                  "protocol_changes": protocol_changes(args), "runs": runs}
   common.write_atomic(os.path.join(out, "results.json"),
@@ -380,7 +380,6 @@ def main() -> None:
   if args.decay not in schedules.DECAYS:
     p.error(f"--decay: unknown {args.decay!r}; choose from "
             f"{', '.join(schedules.DECAYS)}")
-  start = time.perf_counter()
   try:
     results = {d: {m: common.run(f"{d}_{m}", config(d, available[m], args),
                                  args.workdir) for m in chosen}
@@ -389,7 +388,7 @@ def main() -> None:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(e.exit_code)
   os.makedirs(args.out, exist_ok=True)
-  write(results, args, (time.perf_counter() - start) / 60, args.out)
+  write(results, args, args.out)
   with open(os.path.join(args.out, "results.md")) as f:
     print(f.read())
   print(f"wrote {args.out}")
