@@ -237,7 +237,7 @@ def two_adams(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.g_lr, o.g_b1, o.g_b2 = lr, b1, b2
   o.d_lr, o.d_b1, o.d_b2 = lr, b1, b2
-  o.decay = "constant"  # or linear / cosine to 0 at the last step
+  o.decay = "constant"  # or linear / cosine (schedules.py)
   return o
 
 
@@ -255,7 +255,7 @@ def vae_model(arch: str) -> ml_collections.ConfigDict:
 def one_adam(lr: float) -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.lr, o.b1, o.b2 = lr, 0.9, 0.999
-  o.decay = "constant"  # or linear / cosine to 0 at the last step
+  o.decay = "constant"  # or linear / cosine (schedules.py)
   return o
 
 

@@ -21,8 +21,12 @@ PENALTIES: Registry[Penalty] = Registry("config.gan.penalty")
 def input_gradients(critic: Critic, x: jax.Array) -> jax.Array:
   """d critic(x)_i / d x_i for each example i: shape of x.
 
-  Examples are independent in the critic (no batch norm), so the gradient of
-  the sum gives every example's own gradient in one backward pass.
+  The gradient of the summed logits is every example's own gradient only if
+  examples do not interact in the critic. The trainer's critic ensures that:
+  it holds batch statistics (batch norm, minibatch std) fixed at this
+  batch's values (`per_example`, models/layers.py), so with d_norm=batch the
+  penalty sees the gradient of the critic as normalised for this batch,
+  without the O(1/B) path through the statistics.
   """
   return jax.grad(lambda v: jnp.sum(critic(v)))(x)
 
@@ -57,10 +61,12 @@ def wgan_gp(critic, real, fake, key):
 
 @PENALTIES.register("dragan")
 def dragan(critic, real, fake, key):
-  """E[(||grad D(x + delta)||_2 - 1)^2] around the data.
+  """E[(||grad D(x_hat)||_2 - 1)^2] around the data (Kodali et al. 2017).
 
-  Kodali et al. 2017: delta = a * 0.5 * std(x) * u, u ~ U[0, 1] per element,
-  a ~ U[0, 1] per example (compare_gan's `dragan_penalty`).
+  The DRAGAN authors' released code: x_hat = x + a * 0.5 * std(x) * u, with
+  u ~ U[0, 1] per element (a one-sided perturbation), a ~ U[0, 1] per
+  example and std over the whole batch. compare_gan's variant is
+  `dragan_compare_gan`.
   """
   del fake
   key_a, key_u = jax.random.split(key)
@@ -69,6 +75,24 @@ def dragan(critic, real, fake, key):
   x_hat = real + _broadcast_uniform(key_a, real) * delta
   return jnp.mean(jnp.square(_per_example_norm(input_gradients(critic, x_hat))
                              - 1.0))
+
+
+@PENALTIES.register("dragan_compare_gan")
+def dragan_compare_gan(critic, real, fake, key):
+  """compare_gan's `dragan_penalty` (the code of Lucic et al. 2018 and
+  Kurach et al. 2019): E[(sqrt(1e-4 + ||grad D(x_hat)||^2) - 1)^2], x_hat = clip(x + std(x) *
+  (u - 0.5)), u ~ U[0, 1] per element, std over the whole batch.
+
+  compare_gan clips to its image range [0, 1]; this clips to [-1, 1], the
+  GAN configs' image range (data.value_range): use it for images in [-1, 1]
+  only (2D points, for one, lie outside it).
+  """
+  del fake
+  noise = jax.random.uniform(key, real.shape, real.dtype) - 0.5
+  x_hat = jnp.clip(real + jnp.std(real) * noise, -1.0, 1.0)
+  g = input_gradients(critic, x_hat).reshape(real.shape[0], -1)
+  slopes = jnp.sqrt(1e-4 + jnp.sum(g * g, axis=1))
+  return jnp.mean(jnp.square(slopes - 1.0))
 
 
 @PENALTIES.register("r1")

@@ -1,8 +1,11 @@
 """Learning-rate decay over a run: `config.optim.decay`.
 
-The rate starts at the configured lr and follows the named curve to 0 at
-the run's last update (`train.num_steps` steps; the critic updates n_critic
-times per step, so its curve spans num_steps * n_critic updates). The
+The rate starts at the configured lr and follows the named curve over the
+run's T updates (`train.num_steps` steps; the critic updates n_critic times
+per step, so its T is num_steps * n_critic): update t = 0, ..., T-1 uses
+lr * (1 - t/T) (linear) or lr * (1 + cos(pi t/T)) / 2 (cosine) (optax's
+schedules). The curve reaches 0 one update after the last: the last update
+uses lr/T (linear) or about lr * (pi/T)^2 / 4 (cosine), not 0. The
 optimiser state's update count drives it, so a resumed run continues the
 same curve, unless `train.num_steps` is raised on resume, which stretches
 the rest of it.

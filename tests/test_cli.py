@@ -13,9 +13,9 @@ BAD = [
     ("--config.train.num_steps=abc", "config.train.num_steps=abc"),
     ("--config.gan.loss=foo", "config.gan.loss='foo' is not one of: hinge"),
     ("--config.gan.penalty=foo", "config.gan.penalty='foo' is not one of: "
-     "dragan, none, r1, wgan_gp"),
+     "dragan, dragan_compare_gan, none, r1, wgan_gp"),
     ("--config.model.d_norm=foo", "config.model.d_norm='foo' is not one of: "
-     "batch, layer, spectral, none"),
+     "batch, layer, spectral, none, layer_channel"),
     ("--config.data.name=foo", "config.data.name='foo' is not one of: "
      "binarized_mnist, celeb_a, cifar10, digits"),
     ("--config.data.batch_size=12", "config.data.batch_size=12 must be "

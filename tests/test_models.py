@@ -1,5 +1,6 @@
 """Output shapes and ranges of every model at every resolution."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,6 +112,111 @@ def test_spectral_norm_bounds_the_layer_norm():
   sigma = variables["batch_stats"]["SpectralNorm_0"]["Dense_0/kernel/sigma"]
   np.testing.assert_allclose(sigma, np.linalg.svd(kernel, compute_uv=False)[0],
                              rtol=1e-3)
+
+
+def _kernels(params):
+  return {name: np.asarray(p["kernel"]) for name, p in params.items()}
+
+
+def test_spectral_norm_keeps_the_configured_initialisation():
+  # Issue 18: flax's nn.SpectralNorm stored W / sigma at init (DCGAN Conv_0
+  # std 0.144 instead of 0.02).
+  x = jax.random.normal(KEY, (4, 16, 16, 1))
+  d = dcgan.Discriminator(width=16, norm="spectral")
+  kernels = _kernels(jax.jit(d.init)(KEY, x)["params"])
+  assert set(kernels) == {"Conv_0", "Conv_1", "Dense_0"}
+  for name, k in kernels.items():
+    assert k.std() == pytest.approx(0.02, rel=0.15), name
+    assert abs(k.mean()) < 0.005, name
+  pts = jax.random.normal(KEY, (4, 2))
+  d2 = mlp.Discriminator(hidden=(64, 64), norm="spectral", init_std=0.02)
+  for name, k in _kernels(d2.init(KEY, pts, train=False)["params"]).items():
+    assert k.std() == pytest.approx(0.02, rel=0.2), name
+
+
+def _converge_power_iteration(d, variables, x, steps=100):
+  step = jax.jit(lambda v: d.apply(v, x, train=True,
+                                   mutable=["batch_stats"])[1])
+  for _ in range(steps):
+    variables = {"params": variables["params"], **step(variables)}
+  return variables
+
+
+def _leaky_relu(h):
+  return np.where(h > 0, h, 0.2 * h)
+
+
+def test_spectral_norm_forward_uses_kernels_over_their_top_singular_value():
+  d = mlp.Discriminator(hidden=(16, 16), norm="spectral", init_std=0.02)
+  x = jax.random.normal(KEY, (8, 2))
+  variables = _converge_power_iteration(d, d.init(KEY, x, train=False), x)
+  got = np.asarray(d.apply(variables, x, train=False))
+  # NumPy forward with W / sigma_max(W) from an SVD.
+  p = variables["params"]
+  h = np.asarray(x, np.float64)
+  for i, name in enumerate(["Dense_0", "Dense_1", "Dense_2"]):
+    w = np.asarray(p[name]["kernel"], np.float64)
+    h = h @ (w / np.linalg.svd(w, compute_uv=False)[0]) + p[name]["bias"]
+    if i < 2:
+      h = _leaky_relu(h)
+  np.testing.assert_allclose(got, h[:, 0], rtol=1e-3, atol=1e-6)
+
+
+def test_spectral_norm_dcgan_critic_equals_the_unnormalised_one_on_w_over_sigma():
+  d = dcgan.Discriminator(width=4, norm="spectral")
+  x = jax.random.normal(KEY, (3, 16, 16, 1))
+  variables = _converge_power_iteration(d, jax.jit(d.init)(KEY, x), x)
+  scaled = {}
+  for name, p in variables["params"].items():
+    k = np.asarray(p["kernel"], np.float64)
+    sigma = np.linalg.svd(k.reshape(-1, k.shape[-1]), compute_uv=False)[0]
+    scaled[name] = {**p, "kernel": jnp.asarray(k / sigma, jnp.float32)}
+  plain = dcgan.Discriminator(width=4, norm="none")
+  np.testing.assert_allclose(d.apply(variables, x, train=False),
+                             plain.apply({"params": scaled}, x, train=False),
+                             rtol=1e-3, atol=1e-6)
+
+
+class _Norm(nn.Module):
+  """The normalisation `norm` alone (an identity layer before it)."""
+  norm: str
+
+  @nn.compact
+  def __call__(self, x):
+    return layers.normalized(lambda v: v, x, self.norm, train=True)
+
+
+def _numpy_layer_norm(x, axes, scale, bias, eps):
+  x = np.asarray(x, np.float64)
+  mean = x.mean(axis=axes, keepdims=True)
+  var = x.var(axis=axes, keepdims=True)
+  return (x - mean) / np.sqrt(var + eps) * scale + bias
+
+
+@pytest.mark.parametrize("norm,axes,eps", [
+    ("layer", (1, 2, 3), 1e-5),        # Gulrajani et al.'s code: C, H, W
+    ("layer_channel", (3,), 1e-6)])    # flax nn.LayerNorm(): each position
+def test_layer_norms_match_numpy(norm, axes, eps):
+  rng = np.random.default_rng(0)
+  x = (rng.normal(size=(3, 4, 5, 6)) * rng.uniform(0.5, 3, size=(3, 1, 1, 6))
+       + rng.normal(size=(3, 1, 1, 1))).astype(np.float32)
+  module = _Norm(norm)
+  params = module.init(KEY, x)["params"]
+  name, = params  # one LayerNorm
+  scale, bias = rng.normal(size=6), rng.normal(size=6)
+  assert params[name]["scale"].shape == (6,)  # per channel, as tflib's
+  got = module.apply({"params": {name: {"scale": scale, "bias": bias}}}, x)
+  np.testing.assert_allclose(got, _numpy_layer_norm(x, axes, scale, bias, eps),
+                             rtol=1e-4, atol=1e-4)
+
+
+def test_layer_norm_of_points_normalises_each_example_s_features():
+  x = np.random.default_rng(1).normal(size=(4, 7)).astype(np.float32)
+  module = _Norm("layer")
+  got = module.apply(module.init(KEY, x), x)
+  np.testing.assert_allclose(
+      got, _numpy_layer_norm(x, (1,), np.ones(7), np.zeros(7), 1e-5),
+      rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])

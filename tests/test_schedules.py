@@ -28,7 +28,7 @@ def numpy_adam(grads, lrs, b1=0.9, b2=0.999, eps=1e-8):
     ("linear", lambda t, n: 1.0 - t / n),
     ("cosine", lambda t, n: 0.5 * (1 + np.cos(np.pi * t / n))),
 ])
-def test_decay_follows_its_curve_to_zero(decay, rate):
+def test_decay_follows_its_curve(decay, rate):
   lr, n = 0.1, 8
   grads = [1.0, -2.0, 0.5, 3.0, -1.0, 2.0, 0.25, -0.5, 1.5, 1.0]
   tx = schedules.adam(lr, 0.9, 0.999, decay, n)
@@ -37,7 +37,8 @@ def test_decay_follows_its_curve_to_zero(decay, rate):
   for g in grads:
     updates, state = tx.update(jnp.asarray(g), state, p)
     p = p + updates
-  # Update t (from 0) uses lr * rate(t); past the last one the rate is 0.
+  # Update t (from 0) uses lr * rate(t), so the last (t = n-1) uses lr/n
+  # for linear (schedules.py's docstring); past the last one the rate is 0.
   lrs = [lr * max(rate(min(t, n), n), 0.0) for t in range(len(grads))]
   assert float(p) == pytest.approx(numpy_adam(grads, lrs), rel=1e-5)
 

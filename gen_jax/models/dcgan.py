@@ -67,6 +67,8 @@ class Discriminator(nn.Module):
   `minibatch_std` (None: off) appends the minibatch standard deviation, over
   groups of that size (0: the whole batch), as one more channel of the last
   feature map, before the final dense layer (ProGAN's place for it).
+  `per_example`: batch statistics held fixed, for the gradient penalties
+  (models/layers.py).
   """
   width: int = 64
   norm: str = "batch"
@@ -75,7 +77,8 @@ class Discriminator(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = True,
+               per_example: bool = False) -> jax.Array:
     _, n = num_doublings(x.shape[1])
     width = self.width
     x = x.astype(self.dtype)
@@ -85,10 +88,11 @@ class Discriminator(nn.Module):
       conv = DownConv2x(width, self.downsample, kernel_init=_INIT,
                         dtype=self.dtype, name=f"Conv_{i}")
       x = nn.leaky_relu(normalized(conv, x, self.norm, train,
-                                   normalize_output=i > 0), 0.2)
+                                   normalize_output=i > 0,
+                                   per_example=per_example), 0.2)
       width *= 2
     if self.minibatch_std is not None:
-      x = MinibatchStd(self.minibatch_std)(x)
+      x = MinibatchStd(self.minibatch_std)(x, per_example)
     x = x.reshape(x.shape[0], -1)
     out = nn.Dense(1, kernel_init=_INIT, dtype=self.dtype)
     x = normalized(out, x, self.norm, train, normalize_output=False)

@@ -53,6 +53,8 @@ class Discriminator(nn.Module):
 
   `minibatch_std` (None: off) appends the minibatch standard deviation, over
   groups of that size (0: the whole batch), to the last hidden features.
+  `per_example`: batch statistics held fixed, for the gradient penalties
+  (models/layers.py).
   """
   hidden: Sequence[int] = (200, 200, 200)
   norm: str = "none"
@@ -61,16 +63,17 @@ class Discriminator(nn.Module):
   init_std: float = 0.0
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = True,
+               per_example: bool = False) -> jax.Array:
     init = kernel_init(self.init_std)
     pieces = max(self.maxout_pieces, 1)
     for width in self.hidden:
       dense = nn.Dense(width * pieces, use_bias=self.norm != "batch",
                        kernel_init=init)  # as above
-      x = normalized(dense, x, self.norm, train)
+      x = normalized(dense, x, self.norm, train, per_example=per_example)
       x = maxout(x, pieces) if self.maxout_pieces else nn.leaky_relu(x, 0.2)
     if self.minibatch_std is not None:
-      x = MinibatchStd(self.minibatch_std)(x)
+      x = MinibatchStd(self.minibatch_std)(x, per_example)
     out = normalized(nn.Dense(1, kernel_init=init), x, self.norm, train,
                      normalize_output=False)
     return out[:, 0]

@@ -162,7 +162,10 @@ class GanTrainer:
     real_logits, d_state = self.critic(d_params, d_state, real)
     fake_logits, d_state = self.critic(d_params, d_state, fake)
     loss = self.loss.discriminator(real_logits, fake_logits)
-    critic = lambda x: self.critic(d_params, d_state, x)[0]
+    # Batch statistics held fixed: per-example gradients (models/layers.py).
+    critic = lambda x: self.discriminator.apply(
+        {"params": d_params, **d_state}, x, train=True, per_example=True,
+        mutable=list(d_state))[0]
     penalty = self.penalty(critic, real, fake, key)
     metrics = {"d_loss": loss, "penalty": penalty,
                "d_real": jnp.mean(real_logits),
