@@ -1,5 +1,9 @@
 r"""DCGAN (Radford et al. 2016): non-saturating loss, batch norm, Adam 2e-4.
 
+Differs from the paper (README, "What each preset follows"): batch 64 (paper
+128), noise N(0, 1) (paper U[-1, 1]: --config.model.noise=uniform), the
+PyTorch DCGAN example's widths and 4x4 kernels, 16 px and 4,000 steps.
+
   python -m gen_jax.main --config=configs/dcgan.py:digits --workdir=runs/dcgan
 
 ARG: a dataset name (digits, stacked_digits, mnist, cifar10, ..., folder:PATH)

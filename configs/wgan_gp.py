@@ -1,6 +1,7 @@
 r"""WGAN-GP (Gulrajani et al. 2017, Algorithm 1): Wasserstein loss, gradient
 penalty lambda 10, n_critic 5, Adam 1e-4 with beta1 0 and beta2 0.9, no batch
-norm in the critic (layer norm).
+norm in the critic: layer norm over (H, W, C) as in their released code
+(model.d_norm=layer; README, "What each preset follows").
 
   python -m gen_jax.main --config=configs/wgan_gp.py:digits --workdir=runs/wgan \
       --config.train.num_steps=3000
