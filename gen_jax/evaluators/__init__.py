@@ -139,13 +139,13 @@ class Evaluation:
     runs = self.trainer.num_runs
     self.ctx.step = step
     self.ctx.metrics = [{} for _ in range(runs)]
-    pictures: dict[str, np.ndarray] = {}
+    images: dict[str, np.ndarray] = {}
     for name in self.names:
       ev = EVALUATORS.get(name)
       per_run, pics = ev.fn(self.ctx, outputs[ev.needs])
       for mine, theirs in zip(self.ctx.metrics, per_run):
         mine.update(theirs)
-      pictures.update(pics)
+      images.update(pics)
     metrics = self.trainer.summarize(
         [{f"eval/{k}": v for k, v in m.items()} for m in self.ctx.metrics])
-    return Result(metrics, pictures, outputs.get("samples"))
+    return Result(metrics, images, outputs.get("samples"))

@@ -426,7 +426,7 @@ class GanTrainer(base.Trainer):
     upd, opt = tx.update(grads, opt, params)
     return (optax.apply_updates(params, upd), d_state, opt), metrics
 
-  def _critic_step(self, state: TrainState, real, real_label, key):
+  def critic_step(self, state: TrainState, real, real_label, key):
     kz, kp = jax.random.split(key)
     fake_label = self.draw_labels(jax.random.fold_in(key, 4), real.shape[0])
     fake, _ = self.generate(state.params[G], state.model_state[G],
@@ -504,7 +504,7 @@ class GanTrainer(base.Trainer):
     # n_critic is small.
     d_metrics = []
     for i in range(self.batches_per_step):
-      state, m = self._critic_step(state, batch["x"][i], label(i),
+      state, m = self.critic_step(state, batch["x"][i], label(i),
                                    critic_keys[i])
       d_metrics.append(m)
     state, g_metrics = self._g_update(state, jax.random.fold_in(key, 1),
