@@ -187,9 +187,12 @@ def test_trainer_penalises_per_example_gradients_of_a_batch_norm_critic():
   state = trainer.init(jax.random.key(0))
   real = jnp.asarray(np.random.default_rng(6).uniform(
       -1, 1, size=(8, *trainer.info.example_shape)), jnp.float32)
+  d_params = state.params["discriminator"]
+  d_state = state.model_state["discriminator"]
   _, (_, metrics) = trainer._d_objective(  # pylint: disable=protected-access
-      state.d_params, state.d_state, real, real, jax.random.key(1))
-  variables = {"params": state.d_params, **state.d_state}
+      d_params, d_state, real, real, None, None, jax.random.key(1),
+      state.step)
+  variables = {"params": d_params, **d_state}
   reference = _blocks(jax.jacrev(_at_batch_statistics(
       trainer.discriminator, variables, real))(real), 8)
   g = reference[np.arange(8), np.arange(8)]
