@@ -23,6 +23,7 @@ from tqdm import tqdm
 from gen_jax import (checkpoint, config_lib, data, nonfinite, parallel, plots,
                      preemption, seeds, trainers)
 from gen_jax import workdir as workdir_lib
+from gen_jax import workdir_lock
 from gen_jax.errors import Preempted
 from gen_jax.logger import MetricLogger
 
@@ -271,6 +272,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   `config.train.on_nonfinite='stop'`, and `UserError` for bad input.
   """
   run = _Run(config, workdir)  # checks the config; compiles nothing
+  with workdir_lock.hold(workdir):  # one run per workdir; refuses a second
+    return _train(run, config, workdir)
+
+
+def _train(run: _Run, config, workdir: str) -> dict[str, Any]:
   workdir_lib.check(workdir, config)  # before anything is compiled or written
   trainer, mesh, t = run.trainer, run.mesh, config.train
   abstract = jax.eval_shape(trainer.init, run.key)
