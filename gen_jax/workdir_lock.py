@@ -18,14 +18,15 @@ other's checkpoint saves, so a run owns its workdir while it trains:
 
 `$GEN_JAX_WORKDIR_LOCK=flock|lease|auto` (default auto: by filesystem) picks
 the mode. With several processes (jax.distributed) the run owns the workdir:
-process 0 takes the lock with a run token that it broadcasts; every other
-process checks that it sees that token in the workdir (so the directory is
+process 0 takes the lock, creates `.lock.run-TOKEN` and broadcasts TOKEN;
+every other process checks that it sees that file (so the directory is
 shared) and goes on. Another run is refused by its own process 0.
 """
 
 import contextlib
 import errno
 import fcntl
+import glob
 import json
 import os
 import secrets
@@ -326,17 +327,21 @@ def holder(workdir: str) -> dict | None:
   return None
 
 
-def _shared(workdir: str, run: str) -> bool:
-  """Whether this process sees the lock with token `run` (for up to 10 s:
-  a network filesystem may show process 0's write late)."""
-  deadline = time.time() + 10
-  while True:
-    for name in (LOCK_FILE, LEASE_FILE):
-      if (_read(os.path.join(workdir, name)) or {}).get("run") == run:
-        return True
+def _run_marker(workdir: str, run: str) -> str:
+  """An empty file that process 0 creates while it holds the lock. A new name
+  per run: a network filesystem's attribute cache cannot show an old one."""
+  return os.path.join(workdir, f"{LOCK_FILE}.run-{run}")
+
+
+def _sees(path: str, timeout: float = 10.0) -> bool:
+  """Whether `path` exists within `timeout` seconds (another host's write may
+  show late)."""
+  deadline = time.time() + timeout
+  while not os.path.exists(path):
     if time.time() > deadline:
       return False
     time.sleep(0.5)
+  return True
 
 
 @contextlib.contextmanager
@@ -348,8 +353,8 @@ def hold(workdir: str, mode: str | None = None,
   import jax
 
   from gen_jax import workdir as workdir_lib
-  workdir_lib.create(workdir)
   if jax.process_count() == 1:
+    workdir_lib.create(workdir)
     lock = Lock(workdir, mode, expiry)
     try:
       yield lock
@@ -359,11 +364,18 @@ def hold(workdir: str, mode: str | None = None,
   import numpy as np
   from jax.experimental import multihost_utils
   lock, error = None, None
-  if jax.process_index() == 0:
+  if jax.process_index() == 0:  # no process may raise before the broadcast
     try:
+      workdir_lib.create(workdir)
       lock = Lock(workdir, mode, expiry)
-    except UserError as e:
+      for old in glob.glob(_run_marker(workdir, "*")):  # of killed runs
+        os.remove(old)
+      open(_run_marker(workdir, lock.run), "w").close()
+    except Exception as e:  # noqa: BLE001 -- raised after the broadcast
       error = e
+      if lock is not None:
+        lock.release()
+        lock = None
   # [status (0 held, 1 busy, 2 another error), the run token]
   status = 0 if lock else 1 if isinstance(error, WorkdirBusy) else 2
   status, token = (int(v) for v in multihost_utils.broadcast_one_to_all(
@@ -376,7 +388,7 @@ def hold(workdir: str, mode: str | None = None,
     if status == 2:
       raise UserError(f"workdir {workdir!r} cannot be used (process 0 says "
                       "why)")
-    sees = lock is not None or _shared(workdir, f"{token:08x}")
+    sees = lock is not None or _sees(_run_marker(workdir, f"{token:08x}"))
     seen = np.asarray(multihost_utils.process_allgather(np.int32(sees)))
     blind = [i for i, s in enumerate(seen) if not s]
     if blind:
@@ -388,4 +400,6 @@ def hold(workdir: str, mode: str | None = None,
     yield lock
   finally:
     if lock is not None:
+      with contextlib.suppress(OSError):
+        os.remove(_run_marker(workdir, lock.run))
       lock.release()

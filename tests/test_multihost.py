@@ -32,7 +32,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def start(workdir, *flags, processes: int = 2,
+def start_processes(workdir, *flags, processes: int = 2,
           devices: int = 4) -> list[subprocess.Popen]:
   """Starts `python -m gen_jax.main` as `processes` processes of `devices`
   CPU devices each, one run (stdout and stderr piped)."""
@@ -54,9 +54,10 @@ def start(workdir, *flags, processes: int = 2,
 
 
 def launch(workdir, *flags, processes: int = 2, devices: int = 4):
-  """Runs `start(...)`'s processes to the end; asserts that each exits 0 and
+  """Runs `start_processes(...)`'s processes to the end; asserts that each exits 0 and
   returns their (returncode, stdout, stderr)."""
-  return finish(start(workdir, *flags, processes=processes, devices=devices))
+  return finish(start_processes(workdir, *flags, processes=processes,
+                                devices=devices))
 
 
 def finish(procs: list[subprocess.Popen]):
@@ -108,7 +109,7 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
 
   shared = str(tmp_path / "two_processes")
   samples = f"--config.train.num_eval_samples={EVAL_SAMPLES}"
-  procs = start(shared, "--config.train.num_steps=4", samples)
+  procs = start_processes(shared, "--config.train.num_steps=4", samples)
   # The run owns the workdir: process 0 holds its lock, process 1 sees the
   # run's token there and goes on; a process of another run is refused.
   try:

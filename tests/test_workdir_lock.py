@@ -61,10 +61,10 @@ def small(num_steps: int, **train_fields):
 def test_two_runs_started_together_one_trains_one_is_refused(tmp_path):
   """The issue's scenario: the same command started twice at once."""
   workdir = str(tmp_path / "run")
-  command = CLI + [f"--workdir={workdir}", "--config.train.num_steps=200",
+  command = CLI + [f"--workdir={workdir}", "--config.train.num_steps=120",
                    "--config.train.checkpoint_every=20",
                    "--config.train.log_every=10",
-                   "--config.train.eval_every=200"]
+                   "--config.train.eval_every=120"]
   procs = [subprocess.Popen(command, cwd=REPO, env=env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True) for _ in range(2)]
@@ -79,8 +79,8 @@ def test_two_runs_started_together_one_trains_one_is_refused(tmp_path):
       f"{procs[winner].pid} on host {socket.gethostname()}, started ")
   assert "gen_jax.main --config=configs/gan_2d.py:ring,small" in lines[0]
   assert "Wait for it to finish, or stop it" in lines[0]
-  assert logged_steps(workdir) == list(range(10, 201, 10))  # each step once
-  assert json.load(open(os.path.join(workdir, "summary.json")))["step"] == 200
+  assert logged_steps(workdir) == list(range(10, 121, 10))  # each step once
+  assert json.load(open(os.path.join(workdir, "summary.json")))["step"] == 120
   assert open(os.path.join(workdir, ".lock")).read() == ""  # released
 
 
