@@ -19,11 +19,11 @@ Running the same command again resumes: trials with `summary.json` are done;
 trials that were running when the executor stopped are started again with the
 same command in the same workdir, so they resume from their checkpoints; failed
 trials stay failed unless `--retry_failed`. A trial whose workdir another
-process still owns (a trial left running by an executor that was killed) is
-not started twice: the executor says so in a line and waits for that process
-to end (it holds one of the `--workers` slots meanwhile), then counts the trial
-finished if it wrote `summary.json`, else starts it to resume. Random search is seeded per trial
-from the sweep file, so a rerun proposes the same parameters.
+process still owns (a trial left running by an executor that was killed) is not
+started twice: the executor says so in a line and waits for that process to end
+(it holds one of the `--workers` slots meanwhile), then counts the trial
+finished if it wrote `summary.json`, else starts it to resume. Random search is
+seeded per trial from the sweep file, so a rerun proposes the same parameters.
 """
 
 import argparse
@@ -457,7 +457,7 @@ class Executor:
   def _workdir(self, trial: Trial) -> str:
     return os.path.join(self.directory, "runs", trial.name)
 
-  def _launch(self, trial: Trial) -> "subprocess.Popen | _Owned":
+  def _launch(self, trial: Trial) -> subprocess.Popen | _Owned:
     workdir = self._workdir(trial)
     owner = workdir_lock.holder(workdir)
     if owner is not None:  # e.g. left running by an executor that was killed

@@ -54,8 +54,8 @@ def start_processes(workdir, *flags, processes: int = 2,
 
 
 def launch(workdir, *flags, processes: int = 2, devices: int = 4):
-  """Runs `start_processes(...)`'s processes to the end; asserts that each exits 0 and
-  returns their (returncode, stdout, stderr)."""
+  """Runs `start_processes(...)`'s processes to the end; asserts that each
+  exits 0 and returns their (returncode, stdout, stderr)."""
   return finish(start_processes(workdir, *flags, processes=processes,
                                 devices=devices))
 

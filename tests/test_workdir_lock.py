@@ -131,7 +131,7 @@ def test_a_run_killed_with_sigkill_leaves_no_stale_lock(tmp_path, mode,
   assert logged_steps(workdir) == list(range(10, last + 11, 10))
 
 
-# -- the lease fallback ---------------------------------------------------------
+# -- the lease fallback -------------------------------------------------------
 
 def write_lease(workdir, **fields):
   os.makedirs(workdir, exist_ok=True)
@@ -229,7 +229,7 @@ def test_a_bad_mode_is_one_line(tmp_path, monkeypatch):
       pass
 
 
-# -- the sweep executor ---------------------------------------------------------
+# -- the sweep executor -------------------------------------------------------
 
 def test_sweep_waits_for_a_trial_whose_workdir_is_owned(tmp_path):
   """As after an executor was killed while its trial lived on."""
