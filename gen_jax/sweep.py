@@ -18,8 +18,12 @@ its own process, the sweep file's `command` with `${args}` expanded exactly as
 Running the same command again resumes: trials with `summary.json` are done;
 trials that were running when the executor stopped are started again with the
 same command in the same workdir, so they resume from their checkpoints; failed
-trials stay failed unless `--retry_failed`. Random search is seeded per trial
-from the sweep file, so a rerun proposes the same parameters.
+trials stay failed unless `--retry_failed`. A trial whose workdir another
+process still owns (a trial left running by an executor that was killed) is not
+started twice: the executor says so in a line and waits for that process to end
+(it holds one of the `--workers` slots meanwhile), then counts the trial
+finished if it wrote `summary.json`, else starts it to resume. Random search is
+seeded per trial from the sweep file, so a rerun proposes the same parameters.
 """
 
 import argparse
@@ -42,6 +46,7 @@ import warnings
 
 import yaml
 
+from gen_jax import workdir_lock
 from gen_jax.errors import UserError
 from gen_jax.logger import write_json
 
@@ -379,6 +384,30 @@ def _write(path: str, text: str) -> None:
   os.replace(path + ".tmp", path)
 
 
+class _Owned:
+  """A trial whose workdir another process owns, as a Popen-like handle:
+  `poll()` is None until that process releases the workdir."""
+
+  returncode = 0
+  every = 2.0  # seconds between looks at the workdir's lock
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self._next = 0.0
+
+  def poll(self) -> int | None:
+    if time.time() < self._next:
+      return None
+    self._next = time.time() + self.every
+    return None if workdir_lock.holder(self.workdir) is not None else 0
+
+  def terminate(self) -> None:
+    pass  # not ours to stop
+
+  def wait(self) -> int:
+    return 0
+
+
 class _Terminated(Exception):
   pass
 
@@ -428,8 +457,17 @@ class Executor:
   def _workdir(self, trial: Trial) -> str:
     return os.path.join(self.directory, "runs", trial.name)
 
-  def _launch(self, trial: Trial) -> subprocess.Popen:
+  def _launch(self, trial: Trial) -> subprocess.Popen | _Owned:
     workdir = self._workdir(trial)
+    owner = workdir_lock.holder(workdir)
+    if owner is not None:  # e.g. left running by an executor that was killed
+      from tqdm import tqdm
+      tqdm.write(f"{trial.name}: its workdir is in use by "
+                 f"{workdir_lock.describe(owner)}; waiting for it to end",
+                 file=sys.stderr)
+      trial.status, trial.returncode = "running", None
+      self._save()
+      return _Owned(workdir)
     os.makedirs(workdir, exist_ok=True)
     command = trial_command(self.sweep, trial, workdir)
     env = {k: v for k, v in os.environ.items() if k not in _AGENT_ENV}
@@ -500,6 +538,10 @@ class Executor:
         for name, (trial, proc) in list(active.items()):
           if proc.poll() is not None:
             del active[name]
+            if isinstance(proc, _Owned) and not os.path.exists(
+                self._summary(trial)):
+              trial.status = "pending"  # its owner stopped early: resume it
+              continue
             self._finish(trial, proc.returncode)
             bar.update(1)
             best = sorted_trials(self.sweep, self.trials)[0]

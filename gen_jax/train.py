@@ -25,6 +25,7 @@ from tqdm import tqdm
 from gen_jax import (checkpoint, config_lib, data, evaluators, nonfinite,
                      parallel, plots, preemption, seeds, trainers)
 from gen_jax import workdir as workdir_lib
+from gen_jax import workdir_lock
 from gen_jax.errors import Preempted
 from gen_jax.logger import MetricLogger
 
@@ -204,6 +205,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   `config.train.on_nonfinite='stop'`, and `UserError` for bad input.
   """
   s = setup(config)  # checks the config; compiles nothing
+  with workdir_lock.hold(workdir):  # one run per workdir; refuses a second
+    return _train(s, config, workdir)
+
+
+def _train(s: Setup, config, workdir: str) -> dict[str, Any]:
   workdir_lib.check(workdir, config)  # before anything is compiled or written
   trainer, mesh, t = s.trainer, s.mesh, config.train
   is_main = jax.process_index() == 0

@@ -65,10 +65,16 @@ def _fail(workdir: str, problem: str, e: OSError | None = None) -> None:
 def check(workdir: str, config) -> None:
   """Stops with one line if the workdir cannot be used or resumed with
   `config`; creates the workdir if needed, writes nothing else."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    _fail(workdir, "is a file, not a directory")
+  create(workdir)
   if checkpoint.saved_steps(checkpoint_dir(workdir)):
     _check_same_config(workdir, config)
+
+
+def create(workdir: str) -> None:
+  """Creates the workdir if needed; stops with one line if it is a file,
+  cannot be created or is not writable."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    _fail(workdir, "is a file, not a directory")
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:  # e.g. a file where a parent directory should be

@@ -4,18 +4,21 @@ with 8 devices, share one workdir, and resume."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import pytest
 
 from conftest import REPO, load_config
 from parity import TOLERANCE, relative_difference
-from gen_jax import checkpoint, data, parallel, train, trainers
+from gen_jax import checkpoint, data, parallel, train, trainers, workdir_lock
 from gen_jax.errors import UserError
+from gen_jax.workdir_lock import WorkdirBusy
 
 CONFIG = "gan_2d"   # an MLP generator with batch norm: global batch moments
 ARG = "ring,small"  # batch 16, checkpoints every 2 steps
@@ -29,9 +32,10 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def launch(workdir, *flags, processes: int = 2, devices: int = 4):
-  """Runs `python -m gen_jax.main` as `processes` processes of `devices` CPU
-  devices each; returns their CompletedProcess-like results."""
+def start_processes(workdir, *flags, processes: int = 2,
+          devices: int = 4) -> list[subprocess.Popen]:
+  """Starts `python -m gen_jax.main` as `processes` processes of `devices`
+  CPU devices each, one run (stdout and stderr piped)."""
   env = dict(os.environ)
   env["XLA_FLAGS"] = " ".join(
       [f for f in env.get("XLA_FLAGS", "").split()
@@ -40,13 +44,23 @@ def launch(workdir, *flags, processes: int = 2, devices: int = 4):
   env.update(JAX_PLATFORMS="cpu", JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
              PYTHONPATH=REPO + os.pathsep + env.get("PYTHONPATH", ""))
   port = free_port()
-  procs = [subprocess.Popen(
+  return [subprocess.Popen(
       [sys.executable, "-m", "gen_jax.main", f"--config=configs/{CONFIG}.py:"
        f"{ARG}", f"--workdir={workdir}",
        f"--coordinator_address=localhost:{port}",
        f"--num_processes={processes}", f"--process_id={i}", *flags],
       cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
       text=True) for i in range(processes)]
+
+
+def launch(workdir, *flags, processes: int = 2, devices: int = 4):
+  """Runs `start_processes(...)`'s processes to the end; asserts that each
+  exits 0 and returns their (returncode, stdout, stderr)."""
+  return finish(start_processes(workdir, *flags, processes=processes,
+                                devices=devices))
+
+
+def finish(procs: list[subprocess.Popen]):
   results = []
   try:
     for p in procs:
@@ -95,7 +109,20 @@ def test_two_processes_train_like_one_and_resume(tmp_path):
 
   shared = str(tmp_path / "two_processes")
   samples = f"--config.train.num_eval_samples={EVAL_SAMPLES}"
-  launch(shared, "--config.train.num_steps=4", samples)
+  procs = start_processes(shared, "--config.train.num_steps=4", samples)
+  # The run owns the workdir: process 0 holds its lock, process 1 sees the
+  # run's token there and goes on; a process of another run is refused.
+  try:
+    lock, deadline = os.path.join(shared, ".lock"), time.time() + 300
+    while time.time() < deadline and not (os.path.exists(lock)
+                                          and open(lock).read()):
+      time.sleep(0.01)
+    with pytest.raises(WorkdirBusy, match=re.escape(
+        f"'{shared}' is in use by another run: pid {procs[0].pid} on host")):
+      with workdir_lock.hold(shared):
+        pass
+  finally:
+    finish(procs)
   results = launch(shared, "--config.train.num_steps=6", samples)  # resumes
 
   # Only process 0 writes metrics, samples and the final line; each process
