@@ -23,9 +23,8 @@ import statistics
 import time
 
 import jax
-import numpy as np
 
-from gen_jax import data, parallel, train
+from gen_jax import data, train
 from gen_jax.data.testing import mock_tfds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,22 +74,14 @@ def main() -> None:
   if args.num_threads is not None:
     config.data.num_threads = args.num_threads
   with mock_tfds(num_examples=args.num_examples):
-    run = train._Run(config, "/tmp/unused")  # the loop's own construction
-    trainer, mesh = run.trainer, run.mesh
-    stream = run.stream()
+    s = train.setup(config)  # the loop's own construction and compiled step
+    stream = s.stream()
 
     def produce():  # as in train.train_and_evaluate
-      batches = [next(stream) for _ in range(trainer.batches_per_step)]
-      local = {k: np.stack([b[k] for b in batches]) for k in batches[0]}
-      return parallel.global_batch(local, mesh, leading=1), stream.get_state()
+      return s.batch(stream), stream.get_state()
 
-    step = jax.jit(trainer.train_step,
-                   in_shardings=(run.replicated,
-                                 parallel.batch_sharding(mesh, 1)),
-                   out_shardings=(run.replicated, run.replicated),
-                   donate_argnums=0)
-    state = jax.jit(trainer.init, out_shardings=run.replicated)(
-        jax.random.key(0))
+    step = s.train_step
+    state = s.init(jax.random.key(0))
     fixed, _ = produce()
     state, _ = time_steps(step, state, lambda: fixed, 3)  # compile, warm up
 

@@ -12,14 +12,12 @@ core stays as it is until a lever proves worth it:
   lax_d    the critic's convolutions with XLA's own gradient (nn.Conv's)
            instead of DownConv2x's sub-pixel input gradient;
   bf16     generator and critic compute in bfloat16 (params, BN and losses
-           stay float32): an opt-in, not the same numbers;
-  joint_d  the critic's real and fake passes as one vmapped call, so each
-           convolution runs once on 2B examples; batch-norm statistics stay
-           per half (vmap), and the running averages are combined exactly as
-           two sequential updates would leave them;
-  reuse_g  (n_critic 1) the PyTorch example's update: the generator runs once,
-           its fake feeds the critic update and, through a stored VJP, the
-           generator update (same z for both, unlike the trainer's fresh z).
+           stay float32): an opt-in, not the same numbers.
+The variants joint_d (the critic's real and fake passes as one vmapped call)
+and reuse_g (the PyTorch example's single generator pass) were written
+against the GanState trainer and were not ported to the trainer protocol;
+their measurements in BENCHMARKS.md stand, and their code is in git
+(`git show 3385aa5:bench/levers.py`).
 """
 
 import argparse
@@ -27,7 +25,6 @@ from unittest import mock
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from bench import timing, train_steps
 from gen_jax.models import conv2x, upsample
@@ -39,80 +36,6 @@ class Bf16(gan.GanTrainer):
     super().__init__(*args, **kwargs)
     self.generator = self.generator.clone(dtype=jnp.bfloat16)
     self.discriminator = self.discriminator.clone(dtype=jnp.bfloat16)
-
-
-def _sequential_ema(before, first, second, momentum: float = 0.9):
-  """Running averages after two updates from `before`, given each update's
-  result when applied alone: m (m b + (1-m) u1) + (1-m) u2."""
-  return jax.tree.map(lambda b, s1, s2: momentum * s1 + s2 - momentum * b,
-                      before, first, second)
-
-
-class JointD(gan.GanTrainer):
-  def _critic_update(self, state, real, key):
-    kz, kp = jax.random.split(key)
-    fake, _ = self.generate(state.g_params, state.g_state,
-                            self.draw_noise(kz, real.shape[0]), train=True)
-    fake = jax.lax.stop_gradient(fake)
-    weight = self.config.gan.penalty_weight
-
-    def loss_fn(d_params):
-      logits, states = jax.vmap(
-          lambda x: self.critic(d_params, state.d_state, x))(
-              jnp.stack([real, fake]))
-      first = jax.tree.map(lambda s: s[0], states)
-      second = jax.tree.map(lambda s: s[1], states)
-      d_state = _sequential_ema(state.d_state, first, second)
-      real_logits, fake_logits = logits
-      loss = self.loss.discriminator(real_logits, fake_logits)
-      critic = lambda x: self.critic(d_params, d_state, x)[0]
-      penalty = self.penalty(critic, real, fake, kp)
-      metrics = {"d_loss": loss, "penalty": penalty,
-                 "d_real": jnp.mean(real_logits),
-                 "d_fake": jnp.mean(fake_logits)}
-      return loss + weight * penalty, (d_state, metrics)
-
-    grads, (d_state, metrics) = jax.grad(loss_fn, has_aux=True)(
-        state.d_params)
-    updates, d_opt = self.d_tx.update(grads, state.d_opt, state.d_params)
-    d_params = optax.apply_updates(state.d_params, updates)
-    return state.replace(d_params=d_params, d_state=d_state,
-                         d_opt=d_opt), metrics
-
-
-class ReuseG(gan.GanTrainer):
-  def train_step(self, state, batch):
-    assert self.batches_per_step == 1
-    key = jax.random.fold_in(state.key, state.step)
-    real = batch["x"][0]
-    z = self.draw_noise(jax.random.fold_in(key, 0), real.shape[0])
-    fake, g_vjp, g_state = jax.vjp(
-        lambda p: self.generate(p, state.g_state, z, train=True),
-        state.g_params, has_aux=True)
-
-    def d_loss(d_params):
-      real_logits, d_state = self.critic(d_params, state.d_state, real)
-      fake_logits, d_state = self.critic(d_params, d_state,
-                                         jax.lax.stop_gradient(fake))
-      return self.loss.discriminator(real_logits, fake_logits), d_state
-
-    (loss, d_state), d_grads = jax.value_and_grad(d_loss, has_aux=True)(
-        state.d_params)
-    updates, d_opt = self.d_tx.update(d_grads, state.d_opt, state.d_params)
-    d_params = optax.apply_updates(state.d_params, updates)
-
-    def g_loss(x):
-      logits, new_d_state = self.critic(d_params, d_state, x)
-      return self.loss.generator(logits), new_d_state
-
-    (gl, d_state), dfake = jax.value_and_grad(g_loss, has_aux=True)(fake)
-    g_grads, = g_vjp(dfake)
-    updates, g_opt = self.g_tx.update(g_grads, state.g_opt, state.g_params)
-    g_params = optax.apply_updates(state.g_params, updates)
-    state = state.replace(step=state.step + 1, g_params=g_params,
-                          g_state=g_state, d_params=d_params, d_state=d_state,
-                          g_opt=g_opt, d_opt=d_opt, ema_params=g_params)
-    return state, {"d_loss": loss, "g_loss": gl}
 
 
 class XlaSubPixelGrad(gan.GanTrainer):
@@ -127,9 +50,10 @@ class ScanCritic(gan.GanTrainer):
     critic_keys = jax.random.split(jax.random.fold_in(key, 0),
                                    self.batches_per_step)
     state, d_metrics = jax.lax.scan(
-        lambda s, xs: self._critic_update(s, *xs), state,
+        lambda s, xs: self.critic_step(s, xs[0], None, xs[1]), state,
         (batch["x"], critic_keys))
-    state, g_metrics = self._generator_update(state, jax.random.fold_in(key, 1))
+    state, g_metrics = self._g_update(state, jax.random.fold_in(key, 1),
+                                      batch["x"][-1], None)
     metrics = {k: v[-1] for k, v in d_metrics.items()}
     metrics.update(g_metrics)
     return state.replace(step=state.step + 1), metrics
@@ -142,8 +66,7 @@ class LaxD(gan.GanTrainer):
 
 
 VARIANTS = {"base": gan.GanTrainer, "xla_up_grad": XlaSubPixelGrad,
-            "scan": ScanCritic, "lax_d": LaxD, "bf16": Bf16,
-            "joint_d": JointD, "reuse_g": ReuseG}
+            "scan": ScanCritic, "lax_d": LaxD, "bf16": Bf16}
 
 
 def main() -> None:

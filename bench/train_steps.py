@@ -68,8 +68,10 @@ def gen_jax_step(case: Case, upsample: str | None, trainer_class=None):
   """(step thunk, first-step seconds, compile seconds, batch shape, the
   compiled executable)."""
   config = load_config(case.config, case.dataset)
-  if upsample:
-    config.model.upsample = upsample
+  if upsample:  # the architecture's own field (model.dcgan / model.conv)
+    for arch in ("dcgan", "conv"):
+      if arch in config.model:
+        config.model[arch].upsample = upsample
   value_range = tuple(config.data.value_range)
   info = DatasetInfo(name=case.dataset, kind="image", example_shape=case.shape,
                      value_range=value_range, num_train=60000)

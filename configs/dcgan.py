@@ -14,6 +14,7 @@ train.num_seeds are listed in configs/gan_2d.py.
 """
 
 from gen_jax import config_lib
+from gen_jax.trainers import gan
 
 
 def get_config(arg=None):
@@ -22,9 +23,9 @@ def get_config(arg=None):
   c.data.image_size = config_lib.gan_image_size(dataset)
   c.data.batch_size = 64
 
-  c.model = config_lib.gan_model("dcgan")
-  c.gan = config_lib.gan_defaults(loss="non_saturating", penalty="none")
-  c.optim = config_lib.two_adams(lr=2e-4, b1=0.5, b2=0.999)
+  c.model = gan.model_config("dcgan")
+  c.gan.loss = "non_saturating"
+  c.optim = gan.two_adams(lr=2e-4, b1=0.5, b2=0.999)
 
   c.train.num_steps = 4000
   c.train.eval_every = 1000

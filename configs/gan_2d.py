@@ -26,6 +26,7 @@ Many seeds in one program: --config.train.num_seeds=8 (seeds seed..seed+7).
 """
 
 from gen_jax import config_lib
+from gen_jax.trainers import gan
 
 
 def get_config(arg=None):
@@ -34,12 +35,12 @@ def get_config(arg=None):
   c.data.batch_size = 100
   c.data.value_range = (-1.0, 1.0)  # unused by points; kept for uniformity
 
-  c.model = config_lib.gan_model("mlp")
+  c.model = gan.model_config("mlp")
   c.model.noise_dim = 2
-  c.model.d_maxout_pieces = 5
-  c.model.init_std = 0.02
-  c.gan = config_lib.gan_defaults(loss="non_saturating", penalty="none")
-  c.optim = config_lib.two_adams(lr=1e-4, b1=0.8, b2=0.999)
+  c.model.mlp.d_maxout_pieces = 5
+  c.model.mlp.init_std = 0.02
+  c.gan.loss = "non_saturating"
+  c.optim = gan.two_adams(lr=1e-4, b1=0.8, b2=0.999)
 
   c.train.num_steps = 10000
   c.train.log_every = 100

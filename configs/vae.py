@@ -8,6 +8,7 @@ ARG: a dataset name (digits, binarized_mnist, mnist, ...) and optionally
 """
 
 from gen_jax import config_lib
+from gen_jax.trainers import vae
 
 RESOLUTION = {"mnist": 28, "binarized_mnist": 28, "fashion_mnist": 28}
 
@@ -20,8 +21,8 @@ def get_config(arg=None):
   c.data.binarize = dataset != "binarized_mnist"
   c.data.batch_size = 128
 
-  c.model = config_lib.vae_model("mlp")
-  c.optim = config_lib.one_adam(lr=1e-3)
+  c.model = vae.model_config("mlp")
+  c.optim = vae.one_adam(lr=1e-3)
 
   c.train.num_steps = 3000
   c.train.log_every = 100

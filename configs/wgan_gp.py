@@ -9,6 +9,7 @@ ARG: a dataset name and optionally `small` (tests).
 """
 
 from gen_jax import config_lib
+from gen_jax.trainers import gan
 
 
 def get_config(arg=None):
@@ -17,12 +18,13 @@ def get_config(arg=None):
   c.data.image_size = config_lib.gan_image_size(dataset)
   c.data.batch_size = 64
 
-  c.model = config_lib.gan_model("dcgan")
+  c.model = gan.model_config("dcgan")
   c.model.d_norm = "layer"
-  c.gan = config_lib.gan_defaults(loss="wasserstein", penalty="wgan_gp")
+  c.gan.loss = "wasserstein"
+  c.gan.penalty = "wgan_gp"
   c.gan.penalty_weight = 10.0
   c.gan.n_critic = 5
-  c.optim = config_lib.two_adams(lr=1e-4, b1=0.0, b2=0.9)
+  c.optim = gan.two_adams(lr=1e-4, b1=0.0, b2=0.9)
 
   c.train.num_steps = 2000
   c.train.eval_every = 500

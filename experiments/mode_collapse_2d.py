@@ -70,8 +70,8 @@ def methods(unroll_steps: int) -> dict[str, dict]:
   # PacGAN's networks costs ~10x a GAN step.
   out[f"Unrolled{unroll_steps}"] = {
       "gan.unroll_steps": unroll_steps, "model.noise_dim": 256,
-      "model.g_hidden": (128, 128), "model.g_batch_norm": False,
-      "model.d_hidden": (128,), "model.d_maxout_pieces": 0,
+      "model.mlp.g_hidden": (128, 128), "model.mlp.g_batch_norm": False,
+      "model.mlp.d_hidden": (128,), "model.mlp.d_maxout_pieces": 0,
       "data.batch_size": 512, "optim.g_b1": 0.5, "optim.d_b1": 0.5}
   return out
 

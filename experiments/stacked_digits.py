@@ -60,7 +60,7 @@ def method_config(method: str, args):
     c.gan.pack = pack
     c.data.batch_size = 64 * pack  # 64 packs, as PacGAN's DCGAN
     c.model.noise = "uniform"      # PacGAN's stacked-MNIST noise (100-d)
-  c.model.g_width = c.model.d_width = args.width
+  c.model.dcgan.g_width = c.model.dcgan.d_width = args.width
   return common.finish(c, seeds=args.seeds, steps=args.steps,
                        evals=args.evals, eval_samples=args.samples)
 

@@ -1,10 +1,13 @@
 """GAN loss formulations, one pair of pure functions each, picked by name.
 
-Every entry of `GAN_LOSSES` is a `GanLoss(discriminator, generator)`:
-`discriminator(real_logits, fake_logits) -> scalar` and
-`generator(fake_logits) -> scalar`, where logits are the discriminator's raw
-outputs of shape (B,) or (B, 1). Formulas follow Lucic et al. 2018, "Are GANs
-Created Equal?", Table 1, and compare_gan's `loss_lib.py`.
+Every entry of `GAN_LOSSES` is a `GanLoss`: `discriminator(real_logits,
+fake_logits) -> scalar` and `generator(fake_logits) -> scalar`, where logits
+are the discriminator's raw outputs of shape (B,) or (B, 1), and what the
+trainer needs to know about the loss: `estimates_distance` (the critic loss
+is minus a distance estimate, E[D(x)] - E[D(G(z))], logged as `w_distance`)
+and `cross_entropy` (the real target can be smoothed). Formulas follow
+Lucic et al. 2018, "Are GANs Created Equal?", Table 1, and compare_gan's
+`loss_lib.py`.
 """
 
 import functools
@@ -21,6 +24,8 @@ from gen_jax.registry import Registry
 class GanLoss(NamedTuple):
   discriminator: Callable[[jax.Array, jax.Array], jax.Array]
   generator: Callable[[jax.Array], jax.Array]
+  estimates_distance: bool = False
+  cross_entropy: bool = False
 
 
 GAN_LOSSES: Registry[GanLoss] = Registry("config.gan.loss")
@@ -73,12 +78,16 @@ def least_squares_generator(fake_logits):
   return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0))
 
 
-GAN_LOSSES.add("minimax", GanLoss(_d_cross_entropy, minimax_generator))
+GAN_LOSSES.add("minimax", GanLoss(_d_cross_entropy, minimax_generator,
+                                   cross_entropy=True))
 GAN_LOSSES.add("non_saturating",
-               GanLoss(_d_cross_entropy, non_saturating_generator))
+               GanLoss(_d_cross_entropy, non_saturating_generator,
+                       cross_entropy=True))
 GAN_LOSSES.add("wasserstein",
-               GanLoss(wasserstein_discriminator, wasserstein_generator))
-GAN_LOSSES.add("hinge", GanLoss(hinge_discriminator, wasserstein_generator))
+               GanLoss(wasserstein_discriminator, wasserstein_generator,
+                       estimates_distance=True))
+GAN_LOSSES.add("hinge", GanLoss(hinge_discriminator, wasserstein_generator,
+                                estimates_distance=True))
 GAN_LOSSES.add("least_squares",
                GanLoss(least_squares_discriminator, least_squares_generator))
 
@@ -91,7 +100,7 @@ def with_label_smoothing(loss: GanLoss, smoothing: float) -> GanLoss:
   """
   if smoothing == 0:
     return loss
-  if loss.discriminator is not _d_cross_entropy:
+  if not loss.cross_entropy:
     raise ConfigError(
         f"config.gan.label_smoothing={smoothing!r} needs a cross-entropy loss "
         f"({', '.join(SMOOTHABLE)})")
@@ -100,4 +109,4 @@ def with_label_smoothing(loss: GanLoss, smoothing: float) -> GanLoss:
 
 
 SMOOTHABLE = tuple(name for name in GAN_LOSSES
-                   if GAN_LOSSES.get(name).discriminator is _d_cross_entropy)
+                   if GAN_LOSSES.get(name).cross_entropy)

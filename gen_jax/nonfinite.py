@@ -1,8 +1,9 @@
 """What a train step does when a loss or the updated state goes NaN or Inf.
 
-`guard(train_step, on_nonfinite)` wraps any trainer's pure step: it adds the
-metric `nonfinite` (1.0 when a loss or any floating leaf of the new state is
-NaN/Inf, else 0.0) and, for `config.train.on_nonfinite='skip'`, keeps the old
+`Guarded(trainer, on_nonfinite)` is the trainer with its step wrapped by
+`guard(train_step, on_nonfinite)`, which works for any trainer's pure step:
+it adds the metric `nonfinite` (1.0 when a loss or any floating leaf of the
+new state is NaN/Inf, else 0.0) and, for `config.train.on_nonfinite='skip'`, keeps the old
 state except for the step counter (so the PRNG keys, which are
 `fold_in(state.key, state.step)`, and the data stream move on). The check runs
 inside the compiled step; the loop looks at the flags only when it logs,
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax.errors import NonFiniteError
+from gen_jax.trainers.base import Wrapper
 
 FLAG = "nonfinite"
 
@@ -58,6 +60,14 @@ def guard(train_step: Callable, on_nonfinite: str) -> Callable:
     return new, metrics
 
   return step
+
+
+class Guarded(Wrapper):
+  """`trainer` whose `train_step` is `guard(trainer.train_step, ...)`."""
+
+  def __init__(self, trainer, on_nonfinite: str):
+    super().__init__(trainer)
+    self.train_step = guard(trainer.train_step, on_nonfinite)
 
 
 def check(window: Sequence[dict[str, np.ndarray]], step: int,

@@ -7,7 +7,7 @@ along the `data` axis, so batch-norm statistics are over the global batch.
 """
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -80,17 +80,6 @@ def check_batch_size(batch_size: int, mesh: Mesh, field: str,
         f"{field}={batch_size} must be divisible by the {devices} devices on "
         f"the mesh's data axis and the {processes} process(es); try {lower} "
         f"or {lower + unit}")
-
-
-def jit_train_step(step: Callable, mesh: Mesh) -> Callable:
-  """Compiles `step(state, batch) -> (state, metrics)` for the mesh.
-
-  State and metrics are replicated; each batch array is (k, B, ...), the k
-  batches of one step (n_critic), sharded along B. The old state is donated.
-  """
-  rep = replicated(mesh)
-  return jax.jit(step, in_shardings=(rep, batch_sharding(mesh, 1)),
-                 out_shardings=(rep, rep), donate_argnums=0)
 
 
 def constrainer(mesh: Mesh):

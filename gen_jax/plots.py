@@ -105,6 +105,14 @@ def save_png(path: str, image: np.ndarray) -> None:
   Image.fromarray(image).save(path)
 
 
+def save_npz(path: str, **arrays: np.ndarray) -> None:
+  """Writes `arrays` as one .npz; whole or not at all (as `save_npy`)."""
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    np.savez(f, **arrays)
+  os.replace(tmp, path)
+
+
 def save_npy(path: str, array: np.ndarray) -> None:
   """Writes `array` as float32 .npy; whole or not at all (a temporary file,
   then a rename)."""

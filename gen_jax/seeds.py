@@ -23,6 +23,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from gen_jax import parallel
+from gen_jax.trainers.base import Wrapper
+
 
 def seed_list(config) -> list[int]:
   return [config.seed + i for i in range(config.train.num_seeds)]
@@ -51,36 +54,84 @@ def summarize(per_seed: dict[str, Any], seeds: list[int]) -> dict[str, float]:
   return out
 
 
-class SeedTrainer:
+class SeedTrainer(Wrapper):
   """A trainer's pure functions over a leading seed axis of state and batch.
 
-  `init(keys)` takes (N,) keys; `sample(state, keys, n)` returns (N, n, ...);
-  `eval_metrics(samples, real)` returns {name: (N,) array} (summarised by the
-  loop with `summarize`); `eval_batch` (if the trainer has one) returns (N,)
-  sums for one batch shared by all seeds.
+  `init(keys)` takes (N,) keys (`root_key`); `sample(state, keys, n)`
+  returns outputs of shape (N, n, ...); `held_out` (if the trainer has one)
+  returns (N,) sums for one batch shared by all seeds. The layout methods
+  shard the seed axis over the mesh's data axis and split outputs and
+  metrics per seed, so the loop and the evaluators need no seed branches.
   """
 
   def __init__(self, trainer, seeds: list[int]):
-    self.inner = trainer
+    super().__init__(trainer)
     self.seeds = list(seeds)
-    self.info = trainer.info
-    self.batches_per_step = trainer.batches_per_step
-    if hasattr(trainer, "eval_batch"):
-      self.eval_batch = jax.vmap(trainer.eval_batch, in_axes=(0, None))
+    self.num_runs = len(self.seeds)
+    self.train_step = jax.vmap(trainer.train_step)
+    if hasattr(trainer, "held_out"):
+      self.held_out = jax.vmap(trainer.held_out, in_axes=(0, None))
 
   def init(self, keys: jax.Array):
     return jax.vmap(self.inner.init)(keys)
 
-  def train_step(self, state, batch: dict[str, jax.Array]):
-    return jax.vmap(self.inner.train_step)(state, batch)
-
-  def sample(self, state, keys: jax.Array, n: int) -> jax.Array:
+  def sample(self, state, keys: jax.Array, n: int):
     return jax.vmap(lambda s, k: self.inner.sample(s, k, n))(state, keys)
 
-  def eval_metrics(self, samples: np.ndarray,
-                   real: np.ndarray) -> dict[str, np.ndarray]:
-    per_seed = [self.inner.eval_metrics(s, real) for s in samples]
-    return {k: np.array([m[k] for m in per_seed]) for k in per_seed[0]}
+  # -- layout -------------------------------------------------------------
+
+  def root_key(self, seed: int) -> jax.Array:
+    del seed  # the seeds were given at construction
+    return keys(self.seeds)
+
+  def eval_key(self, key: jax.Array) -> jax.Array:
+    return jax.vmap(self.inner.eval_key)(key)
+
+  def check_mesh(self, config, mesh) -> None:
+    parallel.check_batch_size(self.num_runs, mesh, "config.train.num_seeds")
+
+  def state_sharding(self, mesh):
+    return parallel.batch_sharding(mesh)
+
+  def batch_sharding(self, mesh):
+    return parallel.batch_sharding(mesh)  # (N, n_critic, B, ...) on N
+
+  def sample_count(self, n: int, mesh) -> int:
+    return n  # the seed axis is sharded, not a seed's samples
+
+  def stream(self, dataset, config):
+    return SeedStreams(dataset, self.seeds, config.data.batch_size,
+                       jax.process_index(), jax.process_count())
+
+  def local_batch(self, batches: list[dict]) -> dict[str, np.ndarray]:
+    # (n_critic, seeds, B, ...) -> (seeds, n_critic, B, ...)
+    return {k: np.swapaxes(np.stack([b[k] for b in batches]), 0, 1)
+            for k in batches[0]}
+
+  def global_batch(self, local, mesh):
+    return parallel.global_batch(local, mesh, leading=0)
+
+  def held_out_batch(self, local, mesh):
+    # Every process reads whole eval batches, shared by all seeds.
+    return jax.device_put(local, parallel.replicated(mesh))
+
+  def held_out_processes(self) -> int:
+    return 1
+
+  def runs(self, outputs: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    return [{k: np.asarray(v)[i] for k, v in outputs.items()}
+            for i in range(self.num_runs)]
+
+  def summarize(self, per_run: list[dict[str, Any]]) -> dict[str, float]:
+    names = per_run[0].keys()
+    return summarize({k: np.array([m[k] for m in per_run]) for k in names},
+                     self.seeds)
+
+  def run_names(self) -> list[str]:
+    return [str(s) for s in self.seeds]
+
+  def join_runs(self, per_run: list[np.ndarray]) -> np.ndarray:
+    return np.stack(per_run)
 
 
 class SeedStreams:

@@ -3,10 +3,12 @@
 `train_and_evaluate(config, workdir)` is the public entry point for every
 model; it returns the final metrics. Outputs in `workdir`: `config.json`,
 `metrics.jsonl`, `checkpoints/`, `samples/step_NNNNNNN.png` and `wandb/`.
-With `config.train.num_seeds = N > 1` the same loop trains N seeds at once
-(see seeds.py): state and batches gain a leading seed axis.
+`setup(config)` builds what it compiles and runs (tests use it too). The
+loop knows no trainer, network or seed count: it asks the trainer for its
+layout (`trainers.base.Trainer`), and evaluation is `gen_jax.evaluators`.
 """
 
+import dataclasses
 import json
 import os
 import queue
@@ -20,14 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from gen_jax import (checkpoint, config_lib, data, nonfinite, parallel, plots,
-                     preemption, seeds, trainers)
+from gen_jax import (checkpoint, config_lib, data, evaluators, nonfinite,
+                     parallel, plots, preemption, seeds, trainers)
 from gen_jax import workdir as workdir_lib
 from gen_jax.errors import Preempted
 from gen_jax.logger import MetricLogger
-
-GRID_SIZE = 64
-
 
 def _prefetch(produce, size: int = 2):
   """Runs `produce()` in a background thread, `size` items ahead."""
@@ -52,79 +51,72 @@ def _prefetch(produce, size: int = 2):
   return get
 
 
-class _Run:
-  """The pieces of one run, built before anything is compiled."""
+@dataclasses.dataclass
+class Setup:
+  """Everything a run compiles and reads, built from its config before
+  anything is compiled: the mesh, the dataset, the trainer (with the
+  non-finite guard, and over N seeds when `train.num_seeds` > 1), the root
+  key, the jitted `init` and `train_step` with the run's shardings, and the
+  evaluation. Tests use exactly what `train_and_evaluate` runs."""
+  config: Any
+  mesh: Any
+  dataset: Any
+  trainer: trainers.Trainer
+  key: jax.Array
+  init: Any
+  train_step: Any
+  evaluation: evaluators.Evaluation
 
-  def __init__(self, config, workdir: str):
-    config_lib.validate(config)
-    self.config = config
-    self.workdir = workdir
-    self.mesh = parallel.make_mesh(config.mesh.shape, config.mesh.axes,
-                                   config.mesh.num_devices)
-    self.dataset = data.get_dataset(config.data)
-    self.info = self.dataset.info
-    self.is_main = jax.process_index() == 0
-    self.replicated = parallel.replicated(self.mesh)
-    self.seeds = seeds.seed_list(config)
-    self.multi_seed = len(self.seeds) > 1
-    if self.multi_seed:  # seeds sharded over devices, a seed's batch is not
-      parallel.check_batch_size(len(self.seeds), self.mesh,
-                                "config.train.num_seeds")
-      self.trainer = seeds.SeedTrainer(trainers.create(config, self.info),
-                                       self.seeds)
-      self.key = seeds.keys(self.seeds)
-      self.state_sharding = parallel.batch_sharding(self.mesh)
-      self.batch_leading = 0  # batches (N, n_critic, B, ...)
-    else:
-      parallel.check_batch_size(config.data.batch_size, self.mesh,
-                                "config.data.batch_size")
-      self.trainer = trainers.create(config, self.info,
-                                     parallel.constrainer(self.mesh))
-      self.key = jax.random.key(config.seed)
-      self.state_sharding = self.replicated
-      self.batch_leading = 1  # batches (n_critic, B, ...)
-    # Jitted once per run: evaluation reuses the compiled functions.
-    self.sample = jax.jit(self.trainer.sample, static_argnums=2,
-                          out_shardings=self.replicated)
-    self.eval_batch = (jax.jit(self.trainer.eval_batch,
-                               out_shardings=self.replicated)
-                       if hasattr(self.trainer, "eval_batch") else None)
-
-  def eval_key(self) -> jax.Array:
-    fold = lambda k: jax.random.fold_in(k, 2**31 - 1)
-    return jax.vmap(fold)(self.key) if self.multi_seed else fold(self.key)
-
-  def summarize(self, metrics: dict) -> dict:
-    """Per-seed values -> mean, standard error and one entry per seed."""
-    return seeds.summarize(metrics, self.seeds) if self.multi_seed else metrics
-
-  def reference(self, n: int) -> np.ndarray:
-    """Up to n held-out examples (all processes read the whole split)."""
-    if not hasattr(self, "_reference"):
-      parts, count = [], 0
-      for batch in self.dataset.eval_batches(local_batch_size=min(n, 1000),
-                                             process_index=0, process_count=1):
-        x = batch["x"][batch["mask"] > 0]
-        parts.append(x)
-        count += len(x)
-        if count >= n:
-          break
-      self._reference = np.concatenate(parts)[:n]
-    return self._reference
+  @property
+  def info(self):
+    return self.dataset.info
 
   def stream(self):
-    if self.multi_seed:
-      return seeds.SeedStreams(self.dataset, self.seeds,
-                               self.config.data.batch_size,
-                               jax.process_index(), jax.process_count())
-    return self.dataset.train_stream(
-        seed=self.config.seed,
-        local_batch_size=self.config.data.batch_size // jax.process_count(),
-        process_index=jax.process_index(), process_count=jax.process_count())
+    return self.trainer.stream(self.dataset, self.config)
+
+  def batch(self, stream) -> dict[str, jax.Array]:
+    """The next step's global batch from `stream`."""
+    local = self.trainer.local_batch(
+        [next(stream) for _ in range(self.trainer.batches_per_step)])
+    return self.trainer.global_batch(local, self.mesh)
 
 
-def _stack(batches: list[dict]) -> dict:
-  return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+def build_trainer(config, info, mesh) -> trainers.Trainer:
+  """The config's trainer, wrapped: the non-finite guard around its step,
+  then, with `train.num_seeds` = N > 1, N seeds vmapped (the guard acts per
+  seed; the seed axis is sharded, so nothing inside a seed is)."""
+  many = config.train.num_seeds > 1
+  trainer = trainers.create(config, info, (lambda x: x) if many
+                            else parallel.constrainer(mesh))
+  trainer = nonfinite.Guarded(trainer, config.train.on_nonfinite)
+  if many:
+    trainer = seeds.SeedTrainer(trainer, seeds.seed_list(config))
+  return trainer
+
+
+def setup(config) -> Setup:
+  """Checks `config` (ConfigError) and builds its `Setup`; compiles nothing."""
+  config_lib.validate(config)
+  mesh = parallel.make_mesh(config.mesh.shape, config.mesh.axes,
+                            config.mesh.num_devices)
+  dataset = data.get_dataset(config.data)
+  trainers.TRAINERS.get(config.trainer).validate_data(config, dataset.info)
+  trainer = build_trainer(config, dataset.info, mesh)
+  trainer.check_mesh(config, mesh)
+  state_sharding = trainer.state_sharding(mesh)
+  init = jax.jit(trainer.init, out_shardings=state_sharding)
+  train_step = jax.jit(
+      trainer.train_step,
+      in_shardings=(state_sharding, trainer.batch_sharding(mesh)),
+      # Metrics: replicated scalars, or (N,) sharded like the seeds, so that
+      # a many-seed step has no communication at all.
+      out_shardings=(state_sharding, state_sharding),
+      donate_argnums=0)
+  return Setup(config=config, mesh=mesh, dataset=dataset, trainer=trainer,
+               key=trainer.root_key(config.seed), init=init,
+               train_step=train_step,
+               evaluation=evaluators.Evaluation(config, trainer, dataset,
+                                                mesh))
 
 
 def _window_metrics(window: list[dict], skip: bool) -> dict[str, Any]:
@@ -173,93 +165,34 @@ def _nbytes(tree) -> int:
              if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key))
 
 
-def evaluate(run: _Run, state, step: int, logger: MetricLogger) -> dict:
-  """Samples, sample-quality metrics and held-out metrics; writes the PNG."""
-  trainer, config = run.trainer, run.config
-  num = config.train.num_eval_samples
-  n = num
-  if not run.multi_seed:  # the sample batch is sharded over the data axis
-    n = -(-n // parallel.data_parallel_size(run.mesh)) * \
-        parallel.data_parallel_size(run.mesh)
-  samples = np.asarray(run.sample(state, run.eval_key(), n))
-  samples = samples[:, :num] if run.multi_seed else samples[:num]
-  real = run.reference(num)
-  metrics = trainer.eval_metrics(samples, real)
-  if run.eval_batch is not None:
-    metrics.update(_held_out(run, state))
-  metrics = {f"eval/{k}": v for k, v in metrics.items()}
-  if run.is_main:
-    picture = _picture(run, samples, real, metrics, step)
-    path = os.path.join(run.workdir, "samples", f"step_{step:07d}")
-    plots.save_png(path + ".png", picture)
-    if config.train.save_eval_samples:
-      plots.save_npy(path + ".npy", samples)
-    logger.images(step, {"samples": picture})
-  return run.summarize(metrics)
+def evaluate(s: Setup, state, step: int, workdir: str,
+             logger: MetricLogger) -> dict:
+  """Runs the evaluators; writes their pictures (the sample picture as
+  samples/step_NNNNNNN.png, others as samples/NAME_step_NNNNNNN.png) and,
+  with `train.save_eval_samples`, the samples."""
+  result = s.evaluation(state, s.trainer.eval_key(s.key), step)
+  if jax.process_index() == 0:
+    directory = os.path.join(workdir, "samples")
+    for name, picture in result.pictures.items():
+      prefix = "" if name == "samples" else f"{name}_"
+      plots.save_png(os.path.join(directory, f"{prefix}step_{step:07d}.png"),
+                     picture)
+    if s.config.train.save_eval_samples and result.samples:
+      _save_samples(s.trainer, result.samples,
+                    os.path.join(directory, f"step_{step:07d}"))
+    logger.images(step, result.pictures)
+  return result.metrics
 
 
-def _picture(run: _Run, samples: np.ndarray, real: np.ndarray,
-             metrics: dict, step: int) -> np.ndarray:
-  """A sample grid or scatter plot; with seeds, one row/panel per seed."""
-  info = run.info
-  scale = max(1, 128 // info.example_shape[0]) if info.kind == "image" else 1
-  titles = lambda i: ", ".join(f"{k[5:]} {np.ravel(v)[i]:.3g}"
-                               for k, v in metrics.items())
-  if not run.multi_seed:
-    if info.kind == "image":
-      return plots.image_grid(samples[:GRID_SIZE], info.value_range,
-                              scale=scale)
-    return plots.scatter(samples, real, info.extras.get("modes"),
-                         title=f"step {step}  {titles(0)}")
-  if info.kind == "image":  # row i: seed i's first samples
-    per_row = 8
-    return plots.image_grid(samples[:, :per_row].reshape(
-        -1, *samples.shape[2:]), info.value_range, columns=per_row,
-        scale=max(1, scale // 2))
-  return plots.scatter_grid(
-      samples, real, info.extras.get("modes"),
-      [f"seed {s}: {titles(i)}" for i, s in enumerate(run.seeds)],
-      suptitle=f"step {step}")
-
-
-def _held_out(run: _Run, state) -> dict[str, float]:
-  # With seeds, every process reads whole batches, shared by all seeds.
-  processes = 1 if run.multi_seed else jax.process_count()
-  local = run.config.data.batch_size // processes
-  totals: dict[str, Any] = {}
-  for batch in run.dataset.eval_batches(
-      local_batch_size=local, process_index=jax.process_index() % processes,
-      process_count=processes):
-    batch = (jax.device_put(batch, run.replicated) if run.multi_seed
-             else parallel.global_batch(batch, run.mesh))
-    sums = jax.device_get(run.eval_batch(state, batch))
-    for k, v in sums.items():
-      totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
-  count = np.maximum(totals.pop("count", 0.0), 1.0)
-  means = {k: v / count for k, v in totals.items()}
-  return {k: float(v) if np.ndim(v) == 0 else v for k, v in means.items()}
-
-
-def _guarded_step(run: _Run, on_nonfinite: str):
-  """The train step with the non-finite guard, per seed with many seeds."""
-  if run.multi_seed:
-    return jax.vmap(nonfinite.guard(run.trainer.inner.train_step,
-                                    on_nonfinite))
-  return nonfinite.guard(run.trainer.train_step, on_nonfinite)
-
-
-def jit_train_step(run: _Run, step=None):
-  """`step` (default: the trainer's) compiled with the run's shardings:
-  `parallel.jit_train_step`'s, with a leading seed axis when there are many
-  seeds. Donates the state."""
-  return jax.jit(
-      step or run.trainer.train_step,
-      in_shardings=(run.state_sharding,
-                    parallel.batch_sharding(run.mesh, run.batch_leading)),
-      # Metrics: replicated scalars, or (N,) sharded like the seeds, so that
-      # a many-seed step has no communication at all.
-      out_shardings=(run.state_sharding, run.state_sharding),
-      donate_argnums=0)
+def _save_samples(trainer, runs: list[dict], path: str) -> None:
+  """Unconditional: PATH.npy, (n, ...) or (N seeds, n, ...). Conditional:
+  PATH.npz with `x` and `label` (the class each sample was drawn for)."""
+  joined = {k: trainer.join_runs([r[k] for r in runs]) for k in runs[0]}
+  if "label" in joined:
+    plots.save_npz(path + ".npz", x=joined["x"].astype(np.float32),
+                   label=joined["label"].astype(np.int32))
+  else:
+    plots.save_npy(path + ".npy", joined["x"])
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
@@ -270,10 +203,11 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   checkpoint on SIGTERM/SIGINT, `NonFiniteError` when training diverges with
   `config.train.on_nonfinite='stop'`, and `UserError` for bad input.
   """
-  run = _Run(config, workdir)  # checks the config; compiles nothing
+  s = setup(config)  # checks the config; compiles nothing
   workdir_lib.check(workdir, config)  # before anything is compiled or written
-  trainer, mesh, t = run.trainer, run.mesh, config.train
-  abstract = jax.eval_shape(trainer.init, run.key)
+  trainer, mesh, t = s.trainer, s.mesh, config.train
+  is_main = jax.process_index() == 0
+  abstract = jax.eval_shape(trainer.init, s.key)
   workdir_lib.prepare(workdir, config, _nbytes(abstract))
   parallel.check_shared_directory(workdir)
   ckpt = checkpoint.Checkpointer(workdir_lib.checkpoint_dir(workdir),
@@ -282,43 +216,39 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
   # Signals are caught from here on; the loop saves and stops after a step.
   watcher = preemption.Watcher()
   try:
-    stream = run.stream()
+    stream = s.stream()
     window: list[dict] = []  # metrics of the steps since the last log
+    sharding = trainer.state_sharding(mesh)
     restored = ckpt.restore_latest(jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                       sharding=run.state_sharding), abstract))
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+        abstract))
     if restored:
       step, state, data_state, loop_state = restored
       stream.set_state(data_state)
       window = _window_from_json(loop_state)
-      if run.is_main:
+      if is_main:
         print(f"resuming {workdir} from step {step}", file=sys.stderr)
     else:
       step = 0
-      state = jax.jit(trainer.init, out_shardings=run.state_sharding)(run.key)
+      state = s.init(s.key)
 
     skip = t.on_nonfinite == "skip"
-    train_step = jit_train_step(run, _guarded_step(run, t.on_nonfinite))
 
     def produce():
-      local = _stack([next(stream) for _ in range(trainer.batches_per_step)])
-      if run.multi_seed:  # (n_critic, seeds, B, ...) -> (seeds, n_critic, ...)
-        local = {k: np.swapaxes(v, 0, 1) for k, v in local.items()}
-      return (parallel.global_batch(local, mesh, leading=run.batch_leading),
-              stream.get_state())
+      return s.batch(stream), stream.get_state()
 
-    logger = MetricLogger(workdir, config, run.is_main, start_step=step)
+    logger = MetricLogger(workdir, config, is_main, start_step=step)
     next_batch = _prefetch(produce)
     num_steps = t.num_steps
     final: dict[str, Any] = {}
     data_state = stream.get_state()
-    bar = tqdm(total=num_steps, initial=step, disable=not run.is_main,
+    bar = tqdm(total=num_steps, initial=step, disable=not is_main,
                desc=os.path.basename(os.path.abspath(workdir)), unit="step",
                dynamic_ncols=True)
     last_time, last_step = time.perf_counter(), step
     while step < num_steps:
       batch, data_state = next_batch()
-      state, metrics = train_step(state, batch)
+      state, metrics = s.train_step(state, batch)
       window.append(metrics)
       step += 1
       bar.update(1)
@@ -333,7 +263,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
         window = jax.device_get(window)
         nonfinite.check(window, step, t.on_nonfinite)
       if log:
-        train_metrics = run.summarize(_window_metrics(window, skip))
+        train_metrics = trainer.summarize(
+            trainer.runs(_window_metrics(window, skip)))
         window = []
         now = time.perf_counter()
         train_metrics["steps_per_sec"] = (step - last_step) / (now - last_time)
@@ -344,7 +275,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
                          if k != "steps_per_sec" and "/seed_" not in k
                          and not k.endswith("_se")}, refresh=False)
       if do_eval:
-        eval_metrics = evaluate(run, state, step, logger)
+        eval_metrics = evaluate(s, state, step, workdir, logger)
         final.update(eval_metrics)
         logger.write(step, eval_metrics)
         last_time = time.perf_counter()  # evaluation is not training time
@@ -353,7 +284,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
       if stop:
         raise Preempted(step, watcher.signal_name)
     if not final:  # resumed a finished run: evaluate once more
-      final.update(evaluate(run, state, step, logger))
+      final.update(evaluate(s, state, step, workdir, logger))
     final["step"] = step
     logger.summary(final)
   finally:
@@ -366,7 +297,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, Any]:
     ckpt.close()
     if logger is not None:
       logger.close()
-  if run.is_main:
+  if is_main:
     print(json.dumps({k: round(v, 5) if isinstance(v, float) else v
                       for k, v in final.items()}))
   return final

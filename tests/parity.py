@@ -25,8 +25,6 @@ TOLERANCE = 2e-2
 def params(state):
   """The trained parameters (batch-norm running averages move by other
   rules and at another scale, so they would blur the relative measure)."""
-  if hasattr(state, "g_params"):
-    return {"g": state.g_params, "d": state.d_params}
   return state.params
 
 

@@ -206,7 +206,7 @@ def test_method_configs():
   assert (wgan.data.batch_size, wgan.gan.pack) == (64, 1)
   for c in (dcgan, pac, wgan):
     assert c.data.name == "stacked_digits"
-    assert (c.model.g_width, c.model.d_width) == (16, 16)
+    assert (c.model.dcgan.g_width, c.model.dcgan.d_width) == (16, 16)
     assert (c.train.num_seeds, c.train.num_steps, c.train.eval_every,
             c.train.num_eval_samples) == (2, 30, 10, 500)
     assert c.train.save_eval_samples

@@ -233,7 +233,7 @@ def test_resuming_with_a_different_model_lists_every_change(tmp_path):
   before = tree(workdir)
   config.gan.loss = "hinge"
   config.seed = 1
-  config.model.g_hidden = (8,)
+  config.model.dcgan.g_width = 4
   config.train.num_steps = 100  # allowed
   with pytest.raises(UserError) as e:
     workdir_lib.check(workdir, config)
@@ -241,7 +241,7 @@ def test_resuming_with_a_different_model_lists_every_change(tmp_path):
   assert e.value.exit_code == 2 and "\n" not in message
   assert 'gan.loss: "non_saturating" -> "hinge"' in message
   assert "seed: 0 -> 1" in message
-  assert "model.g_hidden: [16, 16] -> [8]" in message
+  assert "model.dcgan.g_width: 8 -> 4" in message
   assert "train.num_steps: 4" not in message
   assert tree(workdir) == before  # nothing written
 

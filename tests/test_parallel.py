@@ -44,20 +44,15 @@ def per_device_noise(trainer, mesh) -> None:
 def train_steps(config, num_steps: int, wrong_noise: bool = False):
   """(initial state, final state, per-step metrics) of the loop's compiled
   step on the loop's mesh and batches, without evaluation or checkpoints."""
-  run = train._Run(config, workdir="unused")
-  if wrong_noise:
-    per_device_noise(run.trainer, run.mesh)
-  state = jax.jit(run.trainer.init, out_shardings=run.replicated)(
-      jax.random.key(config.seed))
+  s = train.setup(config)
+  if wrong_noise:  # the model's trainer, inside the non-finite guard
+    per_device_noise(s.trainer.inner, s.mesh)
+  state = s.init(s.key)
   initial = jax.device_get(state)
-  step = parallel.jit_train_step(run.trainer.train_step, run.mesh)
-  stream = run.stream()
+  stream = s.stream()
   history = []
   for _ in range(num_steps):
-    local = train._stack([next(stream)
-                          for _ in range(run.trainer.batches_per_step)])
-    state, metrics = step(state, parallel.global_batch(local, run.mesh,
-                                                       leading=1))
+    state, metrics = s.train_step(state, s.batch(stream))
     history.append(jax.device_get(metrics))
   return initial, jax.device_get(state), history
 
@@ -108,13 +103,10 @@ GLOBAL_BATCH = 24   # 3 rows per device; no layer of the small models has 24
 def test_compiled_step_is_data_parallel(name):
   config = small_config(name)
   config.data.batch_size = GLOBAL_BATCH
-  run = train._Run(config, workdir="unused")
-  state = jax.jit(run.trainer.init, out_shardings=run.replicated)(
-      jax.random.key(0))
-  local = train._stack([next(run.stream())])
-  batch = parallel.global_batch(local, run.mesh, leading=1)
-  compiled = parallel.jit_train_step(run.trainer.train_step,
-                                     run.mesh).lower(state, batch).compile()
+  s = train.setup(config)
+  state = s.init(jax.random.key(0))
+  batch = s.batch(s.stream())
+  compiled = s.train_step.lower(state, batch).compile()
 
   (state_in, batch_in), _ = compiled.input_shardings
   state_out, metrics_out = compiled.output_shardings
@@ -138,11 +130,10 @@ def test_compiled_step_is_data_parallel(name):
 
 def test_sample_is_sharded_over_the_batch():
   config = small_config("dcgan")
-  run = train._Run(config, workdir="unused")
-  state = jax.jit(run.trainer.init, out_shardings=run.replicated)(
-      jax.random.key(0))
-  samples = jax.jit(run.trainer.sample, static_argnums=2)(
-      state, jax.random.key(1), 16)
+  s = train.setup(config)
+  state = s.init(jax.random.key(0))
+  samples = jax.jit(s.trainer.sample, static_argnums=2)(
+      state, jax.random.key(1), 16)["x"]
   assert samples.sharding.spec[0] == parallel.DATA
   assert {s.data.shape[0] for s in samples.addressable_shards} == {2}
 

@@ -97,10 +97,10 @@ def test_resumed_seed_run_continues_every_seed_s_stream(eight_seeds, tmp_path):
 
 
 def test_many_seed_step_is_sharded_by_seed_without_communication(tmp_path):
-  run = train._Run(ring(num_seeds=8), str(tmp_path))
-  state = jax.eval_shape(run.trainer.init, run.key)
+  s = train.setup(ring(num_seeds=8))
+  state = jax.eval_shape(s.trainer.init, s.key)
   batch = {"x": jax.ShapeDtypeStruct((8, 1, 16, 2), np.float32)}
-  compiled = train.jit_train_step(run).lower(state, batch).compile()
+  compiled = s.train_step.lower(state, batch).compile()
   assert not re.search(r"all-reduce|all-gather|all-to-all|reduce-scatter|"
                        r"collective-permute", compiled.as_text())
   state_sharding = jax.tree.leaves(compiled.output_shardings[0])[0]

@@ -147,8 +147,8 @@ def test_bad_arguments_get_one_line_and_exit_2(tmp_path, capsys, args,
 def test_args_are_formatted_as_wandb_agent_formats_them():
   from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
   params = {"config.optim.d_lr": 1e-5, "config.optim.g_lr": 0.0002,
-            "config.model.g_batch_norm": False, "config.gan.n_critic": 5,
-            "config.gan.loss": "hinge", "config.model.g_hidden": [32, 32]}
+            "config.model.mlp.g_batch_norm": False, "config.gan.n_critic": 5,
+            "config.gan.loss": "hinge", "config.model.mlp.g_hidden": [32, 32]}
   wandb_args = create_sweep_command_args(
       {"args": {k: {"value": v} for k, v in params.items()}})["args"]
   assert sweep.args_for(params) == wandb_args
@@ -156,8 +156,8 @@ def test_args_are_formatted_as_wandb_agent_formats_them():
   config = sweep._load_config(["--config=configs/gan_2d.py:ring,small",
                                *wandb_args])
   assert config.optim.d_lr == 1e-5 and config.optim.g_lr == 0.0002
-  assert config.model.g_batch_norm is False and config.gan.n_critic == 5
-  assert config.gan.loss == "hinge" and config.model.g_hidden == (32, 32)
+  assert config.model.mlp.g_batch_norm is False and config.gan.n_critic == 5
+  assert config.gan.loss == "hinge" and config.model.mlp.g_hidden == (32, 32)
 
 
 def test_random_search_is_reproducible_from_the_file():
@@ -341,7 +341,7 @@ def test_run_started_by_wandb_agent_logs_into_its_sweep_run(tmp_path):
   from wandb.sdk.lib import config_util
   params = {"config.gan.loss": {"value": "hinge"},
             "config.optim.d_lr": {"value": 1e-05},
-            "config.model.g_batch_norm": {"value": False}}
+            "config.model.mlp.g_batch_norm": {"value": False}}
   param_path = tmp_path / "wandb" / "sweep-swp1" / "config-run123.yaml"
   config_util.save_config_file_from_dict(str(param_path), params)
   # Not another test's wandb service (WANDB_SERVICE): the agent's own.
@@ -360,7 +360,7 @@ def test_run_started_by_wandb_agent_logs_into_its_sweep_run(tmp_path):
   assert f"no --workdir given: writing to {default}" in result.stderr
   config = json.load(open(workdir / "config.json"))
   assert (config["gan"]["loss"], config["optim"]["d_lr"],
-          config["model"]["g_batch_norm"]) == ("hinge", 1e-05, False)
+          config["model"]["mlp"]["g_batch_norm"]) == ("hinge", 1e-05, False)
   summary = json.load(open(workdir / "summary.json"))
   assert "eval/reverse_kl" in summary and summary["step"] == 4
 

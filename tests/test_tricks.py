@@ -61,7 +61,7 @@ def test_pack_images_concatenates_on_channels():
 def test_packed_discriminator_input_shape():
   config = ring_config(gan__pack=4)
   trainer, state = make(config)
-  kernel = state.d_params["Dense_0"]["kernel"]
+  kernel = state.params["discriminator"]["Dense_0"]["kernel"]
   assert kernel.shape[0] == 2 * 4  # 4 points of 2 features
   x = jnp.zeros((config.data.batch_size, 2))
   assert trainer.d_input(x, jax.random.key(0), state.step).shape == (
@@ -76,7 +76,7 @@ def test_packed_dcgan_critic_has_pack_times_channels():
   config_lib.validate(c)
   trainer = GanTrainer(c, data.get_dataset(c.data).info)
   state = jax.eval_shape(trainer.init, jax.random.key(0))
-  kernel = jax.tree.leaves(state.d_params["Conv_0"])[0]
+  kernel = jax.tree.leaves(state.params["discriminator"]["Conv_0"])[0]
   assert kernel.shape[2] == 2  # 2 digits of 1 channel
 
 
@@ -108,8 +108,8 @@ def test_minibatch_std_images_one_group(group):
 def test_minibatch_std_adds_one_critic_input_feature():
   config = ring_config(model__minibatch_std=True)
   trainer, state = make(config)
-  width = config.model.d_hidden[-1]
-  assert state.d_params["Dense_2"]["kernel"].shape == (width + 1, 1)
+  width = config.model.mlp.d_hidden[-1]
+  assert state.params["discriminator"]["Dense_2"]["kernel"].shape == (width + 1, 1)
   _, metrics = jax.jit(trainer.train_step)(state, real_batch(config))
   assert np.isfinite(metrics["d_loss"])
 
@@ -143,10 +143,10 @@ def test_instance_noise_reaches_the_critic():
   seen = []
   critic = trainer.critic
 
-  def recording_critic(p, s, x):
+  def recording_critic(p, s, x, y):
     jax.debug.callback(lambda v: seen.append(np.asarray(v)), x,
                        ordered=True)
-    return critic(p, s, x)
+    return critic(p, s, x, y)
   trainer.critic = recording_critic
   batch = {"x": jnp.zeros((1, 512, 2))}  # real data all zero
   jax.block_until_ready(jax.jit(trainer.train_step)(state, batch))
@@ -193,7 +193,7 @@ def test_label_smoothing_needs_a_cross_entropy_loss():
 def g_gradient(trainer, state, batch, key):
   z = trainer.draw_noise(key, trainer.batch_size)
   return jax.grad(lambda p: trainer.g_objective(
-      p, state, z, batch["x"][-1], key)[0])(state.g_params)
+      p, state, z, None, batch["x"][-1], None, key)[0])(state.params["generator"])
 
 
 def max_abs_diff(a, b):
@@ -206,9 +206,13 @@ def test_unroll_zero_is_the_plain_generator_loss():
   trainer, state = make(config)
   key = jax.random.key(3)
   z = trainer.draw_noise(key, trainer.batch_size)
-  loss, _ = trainer.g_objective(state.g_params, state, z, None, key)
-  fake, _ = trainer.generate(state.g_params, state.g_state, z, train=True)
-  logits, _ = trainer.critic(state.d_params, state.d_state, fake)
+  loss, _ = trainer.g_objective(state.params["generator"], state, z, None,
+                                None, None, key)
+  fake, _ = trainer.generate(state.params["generator"],
+                             state.model_state["generator"], z, None,
+                             train=True)
+  logits, _ = trainer.critic(state.params["discriminator"],
+                             state.model_state["discriminator"], fake, None)
   assert float(loss) == pytest.approx(float(jnp.mean(jax.nn.softplus(
       -logits))), rel=1e-6)
 
@@ -220,11 +224,14 @@ def test_unrolled_loss_is_against_a_critic_one_adam_step_ahead():
   batch = real_batch(config)
   real = batch["x"][-1]
   z = trainer.draw_noise(key, trainer.batch_size)
-  loss, _ = trainer.g_objective(state.g_params, state, z, real, key)
+  loss, _ = trainer.g_objective(state.params["generator"], state, z, None,
+                                real, None, key)
 
   # Independently: one Adam step of the critic on its cross-entropy loss,
   # then Metz et al.'s surrogate: minus that loss at the stepped critic.
-  fake, _ = trainer.generate(state.g_params, state.g_state, z, train=True)
+  fake, _ = trainer.generate(state.params["generator"],
+                             state.model_state["generator"], z, None,
+                             train=True)
   d = lambda p, x: trainer.discriminator.apply({"params": p}, x)
 
   def d_loss(p):
@@ -232,9 +239,9 @@ def test_unrolled_loss_is_against_a_critic_one_adam_step_ahead():
             + jnp.mean(jax.nn.softplus(d(p, fake))))
   o = config.optim
   adam = optax.adam(o.d_lr, b1=o.d_b1, b2=o.d_b2)
-  updates, _ = adam.update(jax.grad(d_loss)(state.d_params), state.d_opt,
-                           state.d_params)
-  ahead = optax.apply_updates(state.d_params, updates)
+  updates, _ = adam.update(jax.grad(d_loss)(state.params["discriminator"]), state.opt_state["discriminator"],
+                           state.params["discriminator"])
+  ahead = optax.apply_updates(state.params["discriminator"], updates)
   assert float(loss) == pytest.approx(-float(d_loss(ahead)), rel=1e-5)
 
 
@@ -250,9 +257,9 @@ def test_unrolling_changes_the_generator_gradient_only():
   # The critic's own update is a normal one: unrolling is a look-ahead.
   after_plain, _ = jax.jit(plain_trainer.train_step)(state, batch)
   after_unrolled, _ = jax.jit(unrolled_trainer.train_step)(state, batch)
-  assert max_abs_diff(after_plain.d_params, after_unrolled.d_params) == 0.0
-  assert max_abs_diff(after_plain.d_opt, after_unrolled.d_opt) == 0.0
-  assert max_abs_diff(after_plain.g_params, after_unrolled.g_params) > 0.0
+  assert max_abs_diff(after_plain.params["discriminator"], after_unrolled.params["discriminator"]) == 0.0
+  assert max_abs_diff(after_plain.opt_state["discriminator"], after_unrolled.opt_state["discriminator"]) == 0.0
+  assert max_abs_diff(after_plain.params["generator"], after_unrolled.params["generator"]) > 0.0
 
 
 def test_unrolled_gradient_tends_to_the_value_function_s_as_lr_vanishes():
@@ -274,13 +281,13 @@ def test_ema_follows_the_recursion_over_steps():
   config = ring_config(gan__ema_decay=0.9)
   trainer, state = make(config)
   step = jax.jit(trainer.train_step)
-  expected = state.g_params
+  expected = state.params["generator"]
   for i in range(3):
     state, _ = step(state, real_batch(config, seed=i))
     expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, expected,
-                            state.g_params)
-  assert max_abs_diff(state.ema_params, expected) < 1e-6
-  assert max_abs_diff(state.ema_params, state.g_params) > 1e-5
+                            state.params["generator"])
+  assert max_abs_diff(state.ema["generator"], expected) < 1e-6
+  assert max_abs_diff(state.ema["generator"], state.params["generator"]) > 1e-5
 
 
 def test_ema_samples_use_the_ema_generator_s_own_batch_statistics():
@@ -288,19 +295,22 @@ def test_ema_samples_use_the_ema_generator_s_own_batch_statistics():
   trainer, state = make(config)
   state, _ = trainer.train_step(state, real_batch(config))
   key, n = jax.random.key(7), 64
-  samples = trainer.sample(state, key, n)
+  samples = trainer.sample(state, key, n)["x"]
   # Evaluation-mode output with standing statistics from the noise drawn
   # with fold_in(key, 1) equals training-mode output on that same noise.
   z_stand = trainer.draw_noise(jax.random.fold_in(key, 1), n)
-  stats = trainer.standing_stats(state.ema_params, state.g_state,
+  stats = trainer.standing_stats(state.ema["generator"],
+                                 state.model_state["generator"], None,
                                  jax.random.fold_in(key, 1), n)
-  train_mode, _ = trainer.generate(state.ema_params, state.g_state, z_stand,
-                                   train=True)
-  eval_mode, _ = trainer.generate(state.ema_params, stats, z_stand,
-                                  train=False)
+  train_mode, _ = trainer.generate(state.ema["generator"],
+                                   state.model_state["generator"], z_stand,
+                                   None, train=True)
+  eval_mode, _ = trainer.generate(state.ema["generator"], stats, z_stand,
+                                  None, train=False)
   np.testing.assert_allclose(eval_mode, train_mode, rtol=1e-4, atol=1e-5)
-  expected, _ = trainer.generate(state.ema_params, stats,
-                                 trainer.draw_noise(key, n), train=False)
+  expected, _ = trainer.generate(state.ema["generator"], stats,
+                                 trainer.draw_noise(key, n), None,
+                                 train=False)
   np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -311,12 +321,17 @@ def test_ema_samples_use_the_ema_generator_s_own_batch_statistics():
     ("gan.label_smoothing", 1.0, "config.gan.label_smoothing=1.0 must be in"),
     ("model.minibatch_std_group", -2, "minibatch_std_group=-2 must be >= 0"),
     ("train.num_seeds", 0, "config.train.num_seeds=0 must be positive"),
-    ("model.d_maxout_pieces", 1, "d_maxout_pieces=1 must be 0 (LeakyReLU"),
-    ("model.init_std", -0.02, "config.model.init_std=-0.02 must be >= 0"),
+    ("model.mlp.d_maxout_pieces", 1,
+     "d_maxout_pieces=1 must be 0 (LeakyReLU"),
+    ("model.mlp.init_std", -0.02,
+     "config.model.mlp.init_std=-0.02 must be >= 0"),
 ])
 def test_bad_trick_values_are_config_errors(field, value, message):
   c = load_config("gan_2d", "ring,small")
-  section, name = field.split(".")
-  c[section][name] = value
+  *parents, name = field.split(".")
+  node = c
+  for part in parents:
+    node = node[part]
+  node[name] = value
   with pytest.raises(ConfigError, match=re.escape(message)):
     config_lib.validate(c)

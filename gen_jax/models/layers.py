@@ -1,6 +1,6 @@
-"""Layers shared by the discriminators: the normalisation choices
-(`config.model.d_norm`) and the minibatch standard deviation
-(`config.model.minibatch_std`)."""
+"""Layers shared by the networks: the discriminators' normalisation choices
+(`config.model.d_norm`), the minibatch standard deviation
+(`config.model.minibatch_std`), and class-conditional batch norm."""
 
 import flax.linen as nn
 import jax
@@ -63,3 +63,27 @@ class MinibatchStd(nn.Module):
     feature = jnp.broadcast_to(
         per_example.reshape(n, *([1] * (x.ndim - 1))), (*x.shape[:-1], 1))
     return jnp.concatenate([x, feature], axis=-1)
+
+
+class ConditionalBatchNorm(nn.Module):
+  """Batch norm whose scale and shift are chosen by the class label
+  (de Vries et al. 2017; the generator of Miyato & Koyama 2018): x (B, ..., C)
+  normalised with the batch statistics, then * gamma[y] + beta[y], with one
+  (C,) gamma (initialised to 1) and beta (initialised to 0) per class.
+  The statistics are the plain BatchNorm's (`BatchNorm_0/{mean,var}`)."""
+  num_classes: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, labels: jax.Array,
+               train: bool) -> jax.Array:
+    y = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                     use_scale=False, use_bias=False, dtype=self.dtype)(x)
+    c = x.shape[-1]
+    gamma = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones,
+                     name="gamma")(labels)
+    beta = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros,
+                    name="beta")(labels)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (c,)
+    return (y * gamma.reshape(shape).astype(y.dtype)
+            + beta.reshape(shape).astype(y.dtype))

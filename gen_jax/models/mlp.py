@@ -25,7 +25,10 @@ class Generator(nn.Module):
   init_std: float = 0.0
 
   @nn.compact
-  def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, z: jax.Array, cond: None = None,
+               train: bool = True) -> jax.Array:
+    if cond is not None:
+      raise ValueError("the MLP generator is unconditional")
     init = kernel_init(self.init_std)
     x = z
     for width in self.hidden:
@@ -61,7 +64,10 @@ class Discriminator(nn.Module):
   init_std: float = 0.0
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+  def __call__(self, x: jax.Array, cond: None = None,
+               train: bool = True) -> jax.Array:
+    if cond is not None:
+      raise ValueError("the MLP discriminator is unconditional")
     init = kernel_init(self.init_std)
     pieces = max(self.maxout_pieces, 1)
     for width in self.hidden:

@@ -1,16 +1,17 @@
 """Trainers: the pure functions of one model family, picked by config.trainer.
 
-A trainer has `init(key) -> state`, `train_step(state, batch) -> (state,
-metrics)` (batch['x'] of shape (batches_per_step, B, ...)), `sample(state,
-key, n)`, `eval_metrics(samples, real)`, and `batches_per_step`; the VAE trainer also
-has `eval_batch` for held-out metrics. `train.py` jits and shards them.
+The protocol (declared networks, the generic `TrainState`, what evaluators
+can ask for) is in `base.py`; each family registers itself in
+`base.TRAINERS` with its config defaults, validation and `small` shrink.
+Adding a family: see docs/design.md.
 """
 
-from gen_jax.trainers.gan import GanTrainer
-from gen_jax.trainers.vae import VaeTrainer
+from gen_jax.trainers import gan, vae  # noqa: F401 -- registers them
+from gen_jax.trainers.base import TRAINERS, Network, Trainer, TrainState
 
-TRAINER_CLASSES = {"gan": GanTrainer, "vae": VaeTrainer}
+__all__ = ["TRAINERS", "Network", "Trainer", "TrainState", "create"]
 
 
-def create(config, info, constrain=lambda x: x):
-  return TRAINER_CLASSES[config.trainer](config, info, constrain)
+def create(config, info, constrain=lambda x: x) -> Trainer:
+  """The trainer of `config.trainer` for a dataset with `info`."""
+  return TRAINERS.get(config.trainer).create(config, info, constrain)

@@ -1,87 +1,268 @@
-"""The one GAN trainer: DCGAN, WGAN-GP and the rest are configs of it.
+"""The GAN trainer: a generator and a discriminator, n_critic critic updates
+per generator update, the objective of each a sum of registered terms.
 
-`config.gan.loss` picks the loss (losses.py), `config.gan.penalty` the
-discriminator regulariser (penalties.py), `config.gan.n_critic` the number of
-critic updates per generator update, `config.model.d_norm` the critic's
-normalisation, and `config.optim` the two Adam optimisers. One call of
-`train_step` runs all critic updates and the generator update in one compiled
-function (a Python loop over the critic steps).
-
-Mode-collapse remedies, all off by default: `gan.pack` (PacGAN),
-`gan.unroll_steps` (unrolled GAN), `gan.instance_noise`,
-`gan.label_smoothing`, `model.minibatch_std`, `model.d_norm='spectral'`,
-`gan.penalty` in ('r1', 'dragan') and `gan.ema_decay` (an EMA generator for
-sampling). Every batch the discriminator sees, real or fake, in the critic
-and in the generator update, goes through `d_input`: instance noise, then
-packing; penalties see those same inputs.
+DCGAN, WGAN-GP, the 2D GANs and the class-conditional GANs are configs of
+this one trainer. Networks: `generator` (noise z, and labels when
+conditional -> samples) and `discriminator` (samples, labels -> logits, plus
+class logits with AC-GAN's auxiliary classifier). Terms (objectives.py): the
+adversarial loss (`config.gan.loss`) for both, the critic's penalty
+(`config.gan.penalty`, lazily every `penalty_every` steps), AC-GAN's
+classifier loss (`config.gan.ac_weight`) and a generator regulariser
+(`config.gan.g_regularizer`). Unrolling and the generator's EMA are wrappers
+around the updates (`updates.py`); packing and instance noise transform every
+batch the critic sees (`tricks.py`).
 """
 
-from typing import Any
-
-import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
+import ml_collections
 import optax
 
-from gen_jax import losses, penalties, schedules, tricks
+from gen_jax import losses, objectives, penalties, schedules, tricks, updates
 from gen_jax.data.base import DatasetInfo
+from gen_jax.errors import ConfigError
 from gen_jax.models import dcgan, mlp
-from gen_jax.models.layers import BN_MOMENTUM
+from gen_jax.models.layers import BN_MOMENTUM, D_NORMS
+from gen_jax.models.upsample import UPSAMPLE_IMPLS
 from gen_jax.registry import Registry
+from gen_jax.trainers import base
+from gen_jax.trainers.base import Network, TrainState
+from gen_jax.validation import at_least, one_of, positive
 
-Variables = dict[str, Any]
+G, D = "generator", "discriminator"
 
 NOISE: Registry = Registry("config.model.noise")
 NOISE.add("normal", lambda key, shape: jax.random.normal(key, shape))
 NOISE.add("uniform", lambda key, shape: jax.random.uniform(key, shape,
                                                            minval=-1.0,
                                                            maxval=1.0))
-ARCHS = ("dcgan", "mlp")
+D_COND = ("projection", "none")
 
 
-@flax.struct.dataclass
-class GanState:
-  step: jax.Array
-  key: jax.Array
-  g_params: Any
-  g_state: Any        # generator collections other than params (batch_stats)
-  d_params: Any
-  d_state: Any        # critic batch_stats / spectral-norm vectors
-  g_opt: Any
-  d_opt: Any
-  ema_params: Any     # exponential moving average of g_params; () without
+# -- architectures: each owns config.model.<name> ----------------------------
+
+ARCHS: Registry[base.ArchSpec] = Registry("config.model.arch")
 
 
-def build_models(config, info: DatasetInfo) -> tuple[nn.Module, nn.Module]:
-  m = config.model
-  mbstd = m.minibatch_std_group if m.minibatch_std else None
-  if m.arch == "dcgan":
-    if info.kind != "image":
-      raise ValueError(f"model.arch 'dcgan' needs image data, "
-                       f"{info.name} is {info.kind}")
-    g = dcgan.Generator(resolution=info.example_shape[0],
-                        channels=info.example_shape[-1], width=m.g_width,
-                        upsample=m.upsample)
-    d = dcgan.Discriminator(width=m.d_width, norm=m.d_norm,
-                            minibatch_std=mbstd)
-  else:
-    g = mlp.Generator(out_dim=info.example_shape[0], hidden=tuple(m.g_hidden),
-                      batch_norm=m.g_batch_norm, init_std=m.init_std)
-    d = mlp.Discriminator(hidden=tuple(m.d_hidden), norm=m.d_norm,
-                          minibatch_std=mbstd, maxout_pieces=m.d_maxout_pieces,
-                          init_std=m.init_std)
+def _dcgan_defaults() -> ml_collections.ConfigDict:
+  a = ml_collections.ConfigDict()
+  a.g_width = 64        # ngf: the generator's last hidden width
+  a.d_width = 64        # ndf: the critic's first width
+  a.upsample = "sub_pixel"
+  return a
+
+
+def _dcgan_validate(config) -> None:
+  one_of("config.model.dcgan.upsample", config.model.dcgan.upsample,
+         UPSAMPLE_IMPLS)
+  positive("config.model.dcgan.g_width", config.model.dcgan.g_width)
+  positive("config.model.dcgan.d_width", config.model.dcgan.d_width)
+
+
+def _dcgan_small(a) -> None:
+  a.g_width = a.d_width = 8
+
+
+def _dcgan_build(config, info: DatasetInfo, num_classes: int,
+                 aux_classes: int, mbstd):
+  a, m = config.model.dcgan, config.model
+  if info.kind != "image":
+    raise ConfigError(f"config.model.arch='dcgan' needs image data; "
+                      f"{info.name} is {info.kind} (use arch 'mlp')")
+  g = dcgan.Generator(resolution=info.example_shape[0],
+                      channels=info.example_shape[-1], width=a.g_width,
+                      upsample=a.upsample, num_classes=num_classes)
+  d = dcgan.Discriminator(width=a.d_width, norm=m.d_norm, minibatch_std=mbstd,
+                          num_classes=num_classes,
+                          projection=bool(num_classes)
+                          and m.d_cond == "projection",
+                          aux_classes=aux_classes)
   return g, d
 
 
-def _split_vars(variables: Variables) -> tuple[Any, Any]:
-  variables = dict(variables)
-  params = variables.pop("params")
-  return params, variables
+ARCHS.add("dcgan", base.ArchSpec(_dcgan_defaults, _dcgan_build,
+                                 _dcgan_validate, _dcgan_small,
+                                 conditional=True))
 
 
-class GanTrainer:
+def _mlp_defaults() -> ml_collections.ConfigDict:
+  a = ml_collections.ConfigDict()
+  a.g_hidden = (400, 400, 400, 400)
+  a.g_batch_norm = True
+  a.d_hidden = (200, 200, 200)
+  a.d_maxout_pieces = 0  # > 1: maxout hidden units of that many pieces
+  a.init_std = 0.0       # > 0: N(0, init_std^2) weights; 0: LeCun normal
+  return a
+
+
+def _mlp_validate(config) -> None:
+  a = config.model.mlp
+  if a.d_maxout_pieces == 1 or a.d_maxout_pieces < 0:
+    raise ConfigError(f"config.model.mlp.d_maxout_pieces="
+                      f"{a.d_maxout_pieces!r} must be 0 (LeakyReLU units) or "
+                      "at least 2")
+  at_least("config.model.mlp.init_std", a.init_std, 0, "0: LeCun normal")
+
+
+def _mlp_small(a) -> None:
+  a.g_hidden = (16, 16)
+  a.d_hidden = (16, 16)
+
+
+def _mlp_build(config, info: DatasetInfo, num_classes: int, aux_classes: int,
+               mbstd):
+  del num_classes, aux_classes  # validated: the MLP GAN is unconditional
+  a, m = config.model.mlp, config.model
+  g = mlp.Generator(out_dim=info.example_shape[0], hidden=tuple(a.g_hidden),
+                    batch_norm=a.g_batch_norm, init_std=a.init_std)
+  d = mlp.Discriminator(hidden=tuple(a.d_hidden), norm=m.d_norm,
+                        minibatch_std=mbstd, maxout_pieces=a.d_maxout_pieces,
+                        init_std=a.init_std)
+  return g, d
+
+
+ARCHS.add("mlp", base.ArchSpec(_mlp_defaults, _mlp_build, _mlp_validate,
+                               _mlp_small))
+
+
+# -- config: defaults, validation, small -------------------------------------
+
+def model_config(arch: str) -> ml_collections.ConfigDict:
+  """config.model for `arch`: what the trainer and every critic read, plus
+  the architecture's own `config.model.<arch>`."""
+  m = ml_collections.ConfigDict()
+  m.arch = arch
+  m.noise_dim = 100
+  m.noise = "normal"
+  m.d_norm = "batch" if arch == "dcgan" else "none"
+  # Minibatch standard deviation (Karras et al. 2018) before the critic's
+  # output layer, over groups of minibatch_std_group examples (0: the whole
+  # critic batch; ProGAN uses 4).
+  m.minibatch_std = False
+  m.minibatch_std_group = 0
+  m.d_cond = "projection"  # conditional: how the critic uses the label
+  m[arch] = ARCHS.get(arch).defaults()
+  return m
+
+
+def two_adams(lr: float, b1: float, b2: float) -> ml_collections.ConfigDict:
+  o = ml_collections.ConfigDict()
+  o.g_lr, o.g_b1, o.g_b2 = lr, b1, b2
+  o.d_lr, o.d_b1, o.d_b2 = lr, b1, b2
+  o.decay = "constant"  # or linear / cosine to 0 at the last step
+  return o
+
+
+def defaults(c: ml_collections.ConfigDict) -> None:
+  c.model = model_config("dcgan")
+  g = c.gan = ml_collections.ConfigDict()
+  g.loss = "non_saturating"
+  g.penalty = "none"
+  g.penalty_weight = 0.0
+  g.penalty_every = 1     # k > 1: lazy penalty, every k steps, weight * k
+  g.n_critic = 1
+  g.ema_decay = 0.0       # > 0: sample (and evaluate) with an EMA of G
+  g.conditional = False   # condition G and D on the batch's class labels
+  g.ac_weight = 0.0       # > 0: AC-GAN's auxiliary classifier loss
+  g.g_regularizer = "none"  # objectives.G_REGULARIZERS, e.g. orthogonal
+  g.g_regularizer_weight = 0.0
+  # Mode-collapse remedies (off by default); see gen_jax/tricks.py.
+  g.pack = 1                  # PacGAN: D judges packs of m samples
+  g.unroll_steps = 0          # unrolled GAN: G against D unrolled k steps
+  g.instance_noise = 0.0      # std of Gaussian noise on D's inputs
+  g.instance_noise_anneal_steps = 0  # > 0: std falls linearly to 0 by then
+  g.label_smoothing = 0.0     # real target 1 - s (cross-entropy losses)
+  c.optim = two_adams(2e-4, 0.5, 0.999)
+
+
+def validate(config) -> None:
+  m, g = config.model, config.gan
+  arch = base.check_arch(config, ARCHS)
+  losses.GAN_LOSSES.get(g.loss)
+  penalties.PENALTIES.get(g.penalty)
+  objectives.G_REGULARIZERS.get(g.g_regularizer)
+  NOISE.get(m.noise)
+  one_of("config.model.d_norm", m.d_norm, D_NORMS)
+  one_of("config.model.d_cond", m.d_cond, D_COND)
+  positive("config.gan.n_critic", g.n_critic)
+  positive("config.gan.penalty_every", g.penalty_every)
+  positive("config.model.noise_dim", m.noise_dim)
+  if not 0.0 <= g.ema_decay < 1.0:
+    raise ConfigError(f"config.gan.ema_decay={g.ema_decay!r} must be in "
+                      "[0, 1)")
+  for field in ("penalty_weight", "ac_weight", "g_regularizer_weight"):
+    at_least(f"config.gan.{field}", g[field], 0)
+  for field in ("g_lr", "d_lr"):
+    positive(f"config.optim.{field}", config.optim[field])
+  if g.ac_weight > 0 and not g.conditional:
+    raise ConfigError(f"config.gan.ac_weight={g.ac_weight!r} needs labels: "
+                      "set config.gan.conditional=True")
+  if g.conditional:
+    if not arch.conditional:
+      raise ConfigError(
+          f"config.gan.conditional=True: config.model.arch={m.arch!r} is "
+          "unconditional; conditional architectures: "
+          + ", ".join(a for a in ARCHS if ARCHS.get(a).conditional))
+    if g.pack > 1:
+      raise ConfigError(f"config.gan.pack={g.pack} cannot be combined with "
+                        "config.gan.conditional=True (a pack has no single "
+                        "label); use pack=1")
+  _validate_tricks(config)
+
+
+def validate_data(config, info: DatasetInfo) -> None:
+  """Checks that need the dataset: labels for a conditional GAN."""
+  if config.gan.conditional and num_classes(info) == 0:
+    raise ConfigError(
+        f"config.gan.conditional=True needs a dataset with one class label "
+        f"per example; {info.name!r} has none (labelled: digits, mnist, "
+        "fashion_mnist, cifar10)")
+
+
+def _validate_tricks(config) -> None:
+  g, m = config.gan, config.model
+  positive("config.gan.pack", g.pack)
+  if config.data.batch_size % g.pack:
+    raise ConfigError(f"config.data.batch_size={config.data.batch_size} must "
+                      f"be divisible by config.gan.pack={g.pack}")
+  for field in ("unroll_steps", "instance_noise",
+                "instance_noise_anneal_steps"):
+    at_least(f"config.gan.{field}", g[field], 0)
+  if not 0.0 <= g.label_smoothing < 1.0:
+    raise ConfigError(f"config.gan.label_smoothing={g.label_smoothing!r} "
+                      "must be in [0, 1)")
+  losses.with_label_smoothing(losses.GAN_LOSSES.get(g.loss),
+                              g.label_smoothing)  # raises for other losses
+  at_least("config.model.minibatch_std_group", m.minibatch_std_group, 0,
+           "0: the whole batch")
+  d_batch = config.data.batch_size // g.pack
+  group = min(m.minibatch_std_group or d_batch, d_batch)
+  if m.minibatch_std and d_batch % group:
+    raise ConfigError(
+        f"config.model.minibatch_std_group={m.minibatch_std_group} must "
+        f"divide the discriminator's batch of {d_batch} (batch_size / pack)")
+
+
+def small(c) -> None:
+  c.model.noise_dim = min(c.model.noise_dim, 16)
+  ARCHS.get(c.model.arch).small(c.model[c.model.arch])
+
+
+def num_classes(info: DatasetInfo) -> int:
+  """Classes of a dataset with one integer label per example, else 0."""
+  if "num_modes" in info.extras:  # stacked digits: a label per channel
+    return 0
+  return int(info.extras.get("num_classes", 0))
+
+
+# -- the trainer ---------------------------------------------------------------
+
+def _logits(out):
+  """A critic's output -> (logits, class logits or None)."""
+  return out if isinstance(out, tuple) else (out, None)
+
+
+class GanTrainer(base.Trainer):
   """Pure functions of one GAN configuration; the loop jits and shards them."""
 
   def __init__(self, config, info: DatasetInfo, constrain=lambda x: x):
@@ -89,21 +270,75 @@ class GanTrainer:
     self.config = config
     self.info = info
     self.constrain = constrain
-    self.generator, self.discriminator = build_models(config, info)
-    self.loss = losses.with_label_smoothing(
-        losses.GAN_LOSSES.get(config.gan.loss), config.gan.label_smoothing)
-    self.penalty = penalties.PENALTIES.get(config.gan.penalty)
-    self.noise = NOISE.get(config.model.noise)
+    g = config.gan
+    self.conditional = bool(g.conditional)
+    self.num_classes = num_classes(info) if self.conditional else 0
+    m = config.model
+    mbstd = m.minibatch_std_group if m.minibatch_std else None
+    aux = self.num_classes if g.ac_weight > 0 else 0
+    self.generator, self.discriminator = ARCHS.get(m.arch).build(
+        config, info, self.num_classes, aux, mbstd)
+    self.loss = losses.with_label_smoothing(losses.GAN_LOSSES.get(g.loss),
+                                            g.label_smoothing)
+    self.noise = NOISE.get(m.noise)
     o, steps = config.optim, config.train.num_steps
-    d_updates = steps * config.gan.n_critic
-    self.g_tx = schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps)
-    self.d_tx = schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, d_updates)
+    d_updates = steps * g.n_critic
+    g_tx = schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps)
+    d_tx = schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, d_updates)
     # The unrolled updates are differentiated through: eps_root keeps the
     # derivative of sqrt(nu) finite where a gradient has always been 0.
     self.unroll_tx = schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay,
                                     d_updates, eps_root=1e-16)
-    self.batches_per_step = config.gan.n_critic
+    z = jnp.zeros((2, m.noise_dim), jnp.float32)
+    y = jnp.zeros((2,), jnp.int32) if self.conditional else None
+    x = jnp.zeros((2, *tricks.packed_shape(info.example_shape, g.pack)),
+                  jnp.float32)
+    self.networks = {
+        G: Network(self.generator, (z, y), g_tx, {"train": False},
+                   ema=g.ema_decay > 0),
+        D: Network(self.discriminator, (x, y), d_tx, {"train": False}),
+    }
+    self.terms = self._terms()
+    self.batches_per_step = g.n_critic
     self.batch_size = config.data.batch_size
+    self._g_update = self._generator_update
+    if g.ema_decay > 0:
+      self._g_update = updates.with_ema(self._generator_update, G,
+                                        g.ema_decay)
+
+  def _terms(self) -> list[objectives.Term]:
+    g = self.config.gan
+    penalty = penalties.PENALTIES.get(g.penalty)
+    terms = [
+        objectives.Term("d_loss", D, lambda i: self.loss.discriminator(
+            i["real_logits"], i["fake_logits"])),
+        objectives.Term("penalty", D, lambda i: penalty(
+            i["critic"], i["real"], i["fake"], i["key"]),
+                        weight=g.penalty_weight, every=g.penalty_every),
+    ]
+    if g.unroll_steps > 0:
+      # Metz et al.'s surrogate f_K: the negated critic loss at the critic
+      # unrolled k steps ahead (see `g_objective`).
+      terms.append(objectives.Term("g_loss", G, lambda i: -(
+          self.loss.discriminator(i["real_logits"], i["fake_logits"]))))
+    else:
+      terms.append(objectives.Term("g_loss", G, lambda i: self.loss.generator(
+          i["fake_logits"])))
+    if g.ac_weight > 0:
+      ce = objectives.class_cross_entropy
+      terms += [
+          objectives.Term("d_ac", D, lambda i: (
+              ce(i["real_class_logits"], i["real_label"])
+              + ce(i["fake_class_logits"], i["fake_label"])),
+                          weight=g.ac_weight),
+          objectives.Term("g_ac", G, lambda i: ce(i["fake_class_logits"],
+                                                  i["fake_label"]),
+                          weight=g.ac_weight)]
+    if g.g_regularizer != "none":
+      terms.append(objectives.Term(
+          "g_reg", G, objectives.G_REGULARIZERS.get(g.g_regularizer),
+          weight=g.g_regularizer_weight))
+    return terms
 
   # -- pieces ---------------------------------------------------------------
 
@@ -112,14 +347,19 @@ class GanTrainer:
     that values do not depend on the number of devices."""
     return self.constrain(self.noise(key, (n, self.config.model.noise_dim)))
 
-  def generate(self, params, g_state, z, train: bool):
+  def draw_labels(self, key: jax.Array, n: int) -> jax.Array | None:
+    """Uniform class labels for n fakes (None when unconditional)."""
+    if not self.conditional:
+      return None
+    return self.constrain(jax.random.randint(key, (n,), 0, self.num_classes))
+
+  def generate(self, params, g_state, z, labels, train: bool):
     """Returns (samples, new generator state)."""
+    variables = {"params": params, **g_state}
     if train:
-      x, new = self.generator.apply({"params": params, **g_state}, z,
-                                    train=True, mutable=list(g_state))
-      return x, new
-    return self.generator.apply({"params": params, **g_state}, z,
-                                train=False), g_state
+      return self.generator.apply(variables, z, labels, train=True,
+                                  mutable=list(g_state))
+    return self.generator.apply(variables, z, labels, train=False), g_state
 
   def d_input(self, x: jax.Array, key: jax.Array, step: jax.Array):
     """What the discriminator sees of a batch x (B, ...): x plus instance
@@ -131,203 +371,198 @@ class GanTrainer:
       x = tricks.instance_noise(x, key, std)
     return tricks.pack(x, g.pack)
 
-  def critic(self, params, d_state, x):
-    """Critic logits in training mode; returns (logits, new critic state)."""
-    return self.discriminator.apply({"params": params, **d_state}, x,
+  def critic(self, params, d_state, x, labels):
+    """Critic output in training mode; returns (output, new critic state)."""
+    return self.discriminator.apply({"params": params, **d_state}, x, labels,
                                     train=True, mutable=list(d_state))
 
-  # -- state ----------------------------------------------------------------
-
-  def init(self, key: jax.Array) -> GanState:
-    key, kg, kd = jax.random.split(key, 3)
-    z = jnp.zeros((2, self.config.model.noise_dim), jnp.float32)
-    g_params, g_state = _split_vars(self.generator.init(kg, z, train=False))
-    x = jnp.zeros((2, *tricks.packed_shape(self.info.example_shape,
-                                           self.config.gan.pack)), jnp.float32)
-    d_params, d_state = _split_vars(self.discriminator.init(kd, x,
-                                                            train=False))
-    ema = g_params if self.config.gan.ema_decay > 0 else ()
-    return GanState(step=jnp.zeros((), jnp.int32), key=key,
-                    g_params=g_params, g_state=g_state, d_params=d_params,
-                    d_state=d_state, g_opt=self.g_tx.init(g_params),
-                    d_opt=self.d_tx.init(d_params), ema_params=ema)
+  def init(self, key: jax.Array) -> TrainState:
+    return base.init_state(self.networks, key)
 
   # -- training -------------------------------------------------------------
-
-  def _d_objective(self, d_params, d_state, real, fake, key):
-    """Loss + weight * penalty on discriminator inputs (see `d_input`).
-
-    Returns (objective, (new critic state, metrics)).
-    """
-    real_logits, d_state = self.critic(d_params, d_state, real)
-    fake_logits, d_state = self.critic(d_params, d_state, fake)
-    loss = self.loss.discriminator(real_logits, fake_logits)
-    critic = lambda x: self.critic(d_params, d_state, x)[0]
-    penalty = self.penalty(critic, real, fake, key)
-    metrics = {"d_loss": loss, "penalty": penalty,
-               "d_real": jnp.mean(real_logits),
-               "d_fake": jnp.mean(fake_logits)}
-    return loss + self.config.gan.penalty_weight * penalty, (d_state, metrics)
 
   def _d_inputs(self, real, fake, key, step):
     k_real, k_fake = jax.random.split(key)
     return self.d_input(real, k_real, step), self.d_input(fake, k_fake, step)
 
-  def _critic_update(self, state: GanState, real: jax.Array, key: jax.Array):
-    kz, kp = jax.random.split(key)
-    fake, _ = self.generate(state.g_params, state.g_state,
-                            self.draw_noise(kz, real.shape[0]), train=True)
-    fake = jax.lax.stop_gradient(fake)
-    real, fake = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
-                                state.step)
+  def _d_objective(self, d_params, d_state, real, fake, real_label,
+                   fake_label, key, step):
+    """The critic's terms on discriminator inputs (see `d_input`).
+
+    Returns (objective, (new critic state, metrics)).
+    """
+    real_out, d_state = self.critic(d_params, d_state, real, real_label)
+    fake_out, d_state = self.critic(d_params, d_state, fake, fake_label)
+    (real_logits, real_cls), (fake_logits, fake_cls) = (_logits(real_out),
+                                                        _logits(fake_out))
+    inputs = {
+        "real_logits": real_logits, "fake_logits": fake_logits,
+        "real_class_logits": real_cls, "fake_class_logits": fake_cls,
+        "real_label": real_label, "fake_label": fake_label,
+        "real": real, "fake": fake, "key": key, "params": d_params,
+        # Penalties see the critic's logits at the real labels (R1 and DRAGAN
+        # perturb real data; WGAN-GP's interpolates keep the real labels).
+        "critic": lambda x: _logits(self.critic(d_params, d_state, x,
+                                                real_label)[0])[0],
+    }
+    total, metrics = objectives.objective(self.terms, D, inputs, step)
+    metrics.update(d_real=jnp.mean(real_logits), d_fake=jnp.mean(fake_logits))
+    return total, (d_state, metrics)
+
+  def critic_update(self, carry, key, real, fake, real_label, fake_label,
+                    step, tx, penalty_key=None):
+    """One critic update on raw real and fake batches.
+
+    `carry` is (params, critic state, optimizer state); `key` draws the
+    critic's input noise (fold_in 2) and, unless `penalty_key` is given, the
+    penalty's randomness. Returns (new carry, metrics).
+    """
+    params, d_state, opt = carry
+    real_in, fake_in = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
+                                      step)
     grads, (d_state, metrics) = jax.grad(self._d_objective, has_aux=True)(
-        state.d_params, state.d_state, real, fake, kp)
-    updates, d_opt = self.d_tx.update(grads, state.d_opt, state.d_params)
-    d_params = optax.apply_updates(state.d_params, updates)
-    return state.replace(d_params=d_params, d_state=d_state,
-                         d_opt=d_opt), metrics
+        params, d_state, real_in, fake_in, real_label, fake_label,
+        key if penalty_key is None else penalty_key, step)
+    upd, opt = tx.update(grads, opt, params)
+    return (optax.apply_updates(params, upd), d_state, opt), metrics
 
-  def unrolled_critic(self, state: GanState, real: jax.Array,
-                      fake: jax.Array, key: jax.Array):
-    """The critic after `gan.unroll_steps` critic updates (Metz et al. 2017).
+  def critic_step(self, state: TrainState, real, real_label, key):
+    kz, kp = jax.random.split(key)
+    fake_label = self.draw_labels(jax.random.fold_in(key, 4), real.shape[0])
+    fake, _ = self.generate(state.params[G], state.model_state[G],
+                            self.draw_noise(kz, real.shape[0]), fake_label,
+                            train=True)
+    fake = jax.lax.stop_gradient(fake)
+    carry = (state.params[D], state.model_state[D], state.opt_state[D])
+    (params, d_state, opt), metrics = self.critic_update(
+        carry, key, real, fake, real_label, fake_label, state.step,
+        self.networks[D].optimizer, penalty_key=kp)
+    return state.replace(
+        params={**state.params, D: params},
+        model_state={**state.model_state, D: d_state},
+        opt_state={**state.opt_state, D: opt}), metrics
 
-    Each update is the critic's own (its objective, optimiser and state) on
-    the same real batch and the same fakes, which are *not* stop-gradiented:
-    the generator differentiates through the updates (as in the authors'
-    released code, which unrolls Adam). Returns (params, critic state); the
-    trainer's state is not changed.
+  def g_objective(self, g_params, state: TrainState, z, labels, real,
+                  real_label, key):
+    """The generator's terms on G(z) against the critic.
+
+    With `gan.unroll_steps` = k > 0 its adversarial term is Metz et al.'s
+    surrogate f_K instead: the negated critic loss (without penalty) on
+    `real` and G(z) at the critic after k of its own updates on the same
+    batches (`updates.unroll` of `critic_update`, differentiated through, as
+    in the authors' released code, which unrolls Adam). For the
+    cross-entropy losses that is the minimax value function; its real-data
+    term depends on G through the unrolled updates, which is what lets G
+    anticipate the critic.
+
+    Returns (objective, (new generator state, new critic state, metrics)).
     """
-    d_params, d_state, d_opt = state.d_params, state.d_state, state.d_opt
-    # A Python loop for the reason given in train_step (XLA:CPU while loops).
-    for k in jax.random.split(key, self.config.gan.unroll_steps):
-      r, f = self._d_inputs(real, fake, jax.random.fold_in(k, 2), state.step)
-      grads, (d_state, _) = jax.grad(self._d_objective, has_aux=True)(
-          d_params, d_state, r, f, k)
-      updates, d_opt = self.unroll_tx.update(grads, d_opt, d_params)
-      d_params = optax.apply_updates(d_params, updates)
-    return d_params, d_state
-
-  def g_objective(self, g_params, state: GanState, z: jax.Array,
-                  real: jax.Array, key: jax.Array):
-    """The generator's loss on G(z) against the critic.
-
-    With `gan.unroll_steps` = k > 0 it is Metz et al.'s surrogate f_K instead:
-    the negated critic loss (without penalty) on `real` and G(z) at the
-    critic unrolled k steps ahead. For the cross-entropy losses that is the
-    minimax value function; its real-data term depends on G through the
-    unrolled updates, which is what lets G anticipate the critic.
-
-    Returns (loss, (new generator state, new critic state)).
-    """
-    fake, g_state = self.generate(g_params, state.g_state, z, train=True)
+    fake, g_state = self.generate(g_params, state.model_state[G], z, labels,
+                                  train=True)
+    d_params, d_state = state.params[D], state.model_state[D]
+    inputs = {"params": g_params, "fake_label": labels, "key": key}
     if self.config.gan.unroll_steps > 0:
-      d_params, d_state = self.unrolled_critic(
-          state, real, fake, jax.random.fold_in(key, 3))
+      look_ahead = updates.unroll(self.critic_update,
+                                  self.config.gan.unroll_steps)
+      d_params, ahead_state, _ = look_ahead(
+          (d_params, d_state, state.opt_state[D]),
+          jax.random.fold_in(key, 3), real, fake, real_label, labels,
+          state.step, self.unroll_tx)
       real_in, fake_in = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
                                         state.step)
-      real_logits, d_state = self.critic(d_params, d_state, real_in)
-      fake_logits, _ = self.critic(d_params, d_state, fake_in)
-      # The unrolled critic's state is a look-ahead, not an update.
-      return (-self.loss.discriminator(real_logits, fake_logits),
-              (g_state, state.d_state))
-    fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step)
-    fake_logits, d_state = self.critic(state.d_params, state.d_state, fake_in)
-    return self.loss.generator(fake_logits), (g_state, d_state)
+      real_out, ahead_state = self.critic(d_params, ahead_state, real_in,
+                                          real_label)
+      fake_out, _ = self.critic(d_params, ahead_state, fake_in, labels)
+      inputs["real_logits"] = _logits(real_out)[0]
+      new_d_state = d_state  # the look-ahead is not an update of the critic
+    else:
+      fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step)
+      fake_out, new_d_state = self.critic(d_params, d_state, fake_in, labels)
+    inputs["fake_logits"], inputs["fake_class_logits"] = _logits(fake_out)
+    total, metrics = objectives.objective(self.terms, G, inputs, state.step)
+    return total, (g_state, new_d_state, metrics)
 
-  def _generator_update(self, state: GanState, key: jax.Array,
-                        real: jax.Array):
+  def _generator_update(self, state: TrainState, key, real, real_label):
     z = self.draw_noise(key, self.batch_size)
-    (g_loss, (g_state, d_state)), grads = jax.value_and_grad(
-        self.g_objective, has_aux=True)(state.g_params, state, z, real, key)
-    updates, g_opt = self.g_tx.update(grads, state.g_opt, state.g_params)
-    g_params = optax.apply_updates(state.g_params, updates)
-    decay = self.config.gan.ema_decay
-    # A tree map over () is a no-op: no EMA, no memory traffic for it.
-    ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p,
-                       state.ema_params, g_params if decay > 0 else ())
-    return state.replace(g_params=g_params, g_state=g_state, d_state=d_state,
-                         g_opt=g_opt, ema_params=ema), {"g_loss": g_loss}
+    labels = self.draw_labels(jax.random.fold_in(key, 4), self.batch_size)
+    grads, (g_state, d_state, metrics) = jax.grad(
+        self.g_objective, has_aux=True)(state.params[G], state, z, labels,
+                                        real, real_label, key)
+    state = base.apply_gradients(self.networks[G], state, G, grads)
+    return state.replace(model_state={**state.model_state, G: g_state,
+                                      D: d_state}), metrics
 
-  def train_step(self, state: GanState, batch: dict[str, jax.Array]):
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array]):
     """batch['x']: (n_critic, B, ...). Returns (new state, scalar metrics)."""
     key = jax.random.fold_in(state.key, state.step)
     critic_keys = jax.random.split(jax.random.fold_in(key, 0),
                                    self.batches_per_step)
-
+    labels = batch.get("label") if self.conditional else None
+    label = lambda i: None if labels is None else labels[i]
     # A Python loop, not lax.scan: XLA:CPU runs convolutions inside a while
     # loop many times slower (even a fully unrolled scan keeps one), and
     # n_critic is small.
     d_metrics = []
     for i in range(self.batches_per_step):
-      state, m = self._critic_update(state, batch["x"][i], critic_keys[i])
+      state, m = self.critic_step(state, batch["x"][i], label(i),
+                                   critic_keys[i])
       d_metrics.append(m)
-    state, g_metrics = self._generator_update(
-        state, jax.random.fold_in(key, 1), batch["x"][-1])
+    state, g_metrics = self._g_update(state, jax.random.fold_in(key, 1),
+                                      batch["x"][-1], label(-1))
     metrics = dict(d_metrics[-1])
     metrics.update(g_metrics)
-    if self.config.gan.loss in ("wasserstein", "hinge"):
+    if self.loss.estimates_distance:
       metrics["w_distance"] = metrics["d_real"] - metrics["d_fake"]
     return state.replace(step=state.step + 1), metrics
 
-  # -- evaluation -----------------------------------------------------------
+  # -- what evaluators can ask for ----------------------------------------------
 
-  def sample(self, state: GanState, key: jax.Array, n: int) -> jax.Array:
-    """n samples from the generator (EMA weights when ema_decay > 0).
+  def sample(self, state: TrainState, key: jax.Array,
+             n: int) -> dict[str, jax.Array]:
+    """n samples {'x', and for conditional models 'label'} from the
+    generator (EMA weights when ema_decay > 0). Labels cycle through the
+    classes (0, 1, ..., K-1, 0, ...): a uniform, balanced draw.
 
     The EMA generator's batch norm uses its own standing statistics: the
-    running averages in g_state belong to the live weights, and with the EMA
-    weights they give wrong activations (on the 2D ring: 0.3% high-quality
-    samples against 35% with its own statistics).
+    running averages in the state belong to the live weights, and with the
+    EMA weights they give wrong activations (on the 2D ring: 0.3%
+    high-quality samples against 35% with its own statistics).
     """
-    params, g_state = state.g_params, state.g_state
-    if self.config.gan.ema_decay > 0:
-      params = state.ema_params
-      g_state = self.standing_stats(params, g_state,
+    params, g_state = state.params[G], state.model_state[G]
+    labels = None
+    if self.conditional:
+      labels = self.constrain(jnp.arange(n, dtype=jnp.int32)
+                              % self.num_classes)
+    if G in state.ema:
+      params = state.ema[G]
+      g_state = self.standing_stats(params, g_state, labels,
                                     jax.random.fold_in(key, 1), n)
-    x, _ = self.generate(params, g_state, self.draw_noise(key, n),
+    x, _ = self.generate(params, g_state, self.draw_noise(key, n), labels,
                          train=False)
-    return x
+    out = {"x": x}
+    if labels is not None:
+      out["label"] = labels
+    return out
 
-  def standing_stats(self, params, g_state, key: jax.Array, n: int):
+  def standing_stats(self, params, g_state, labels, key: jax.Array, n: int):
     """Batch-norm statistics of the generator `params` over n noise draws
     (BigGAN's "standing statistics"): one training-mode pass from zeroed
-    running averages leaves (1 - BN_MOMENTUM) * the batch statistics."""
+    running averages leaves (1 - BN_MOMENTUM) * the batch statistics. Only
+    batch-norm averages (leaves named `mean` and `var`) are recomputed; every
+    other state leaf (spectral-norm vectors, tracked averages) is kept."""
     if not g_state:
       return g_state
-    zeros = jax.tree.map(jnp.zeros_like, g_state)
-    _, new = self.generate(params, zeros, self.draw_noise(key, n), train=True)
-    return jax.tree.map(lambda v: v / (1.0 - BN_MOMENTUM), new)
+    is_bn = lambda path: getattr(path[-1], "key", None) in ("mean", "var")
+    zeros = jax.tree_util.tree_map_with_path(
+        lambda p, v: jnp.zeros_like(v) if is_bn(p) else v, g_state)
+    _, new = self.generate(params, zeros, self.draw_noise(key, n), labels,
+                           train=True)
+    return jax.tree_util.tree_map_with_path(
+        lambda p, fresh, old: fresh / (1.0 - BN_MOMENTUM) if is_bn(p)
+        else old, new, g_state)
 
-  def eval_metrics(self, samples: np.ndarray,
-                   real: np.ndarray) -> dict[str, float]:
-    """Sample-quality metrics that this dataset supports (host side).
 
-    2D mixtures: modes captured, % high quality, reverse KL over all samples
-    and over HQ samples only (`reverse_kl_hq`; nan without any). Images with a
-    digit classifier (`info.extras['classifier']`): domain FID, KID,
-    precision/recall and NDB against `real`, and for stacked digits (and
-    stacked MNIST) the modes covered out of 1000 and the KL to uniform.
-    """
-    from gen_jax import metrics
-    extras = self.info.extras
-    if "modes" in extras:
-      m = metrics.mixture_metrics(samples, extras["modes"], extras["mode_std"])
-      out = {k: float(m[k]) for k in ("modes", "hq", "reverse_kl")}
-      # PacGAN's released MetricLogger histograms HQ samples only.
-      out["reverse_kl_hq"] = float(metrics.mixture_metrics(
-          samples, extras["modes"], extras["mode_std"],
-          hq_only=True)["reverse_kl"])
-      return out
-    if "classifier" not in extras:
-      return {}
-    classifier = metrics.get_classifier(extras["classifier"],
-                                        self.info.example_shape[0],
-                                        data_dir=extras.get("data_dir"))
-    vr = self.info.value_range
-    out = metrics.image_metrics(
-        samples, real, classifier, vr, kid_subset_size=min(1000, len(real)),
-        ndb_bins=max(2, min(100, len(real) // 20)))
-    if extras.get("num_modes") == 1000:
-      m = metrics.stacked_mode_metrics(samples, classifier, vr)
-      out.update(modes=m["modes"], kl=m["kl"])
-    return {k: float(v) for k, v in out.items()}
+base.TRAINERS.add("gan", base.TrainerSpec(
+    create=GanTrainer, defaults=defaults, validate=validate, small=small,
+    validate_data=validate_data))
+

@@ -1,0 +1,151 @@
+"""Evaluators: metrics and pictures from what a trainer produces.
+
+`config.evals` names the evaluators to run at every evaluation ('default':
+every registered evaluator that suits the dataset and the trainer, see
+`applies`). They live outside the trainers and the loop: a trainer exposes
+`sample(state, key, n)` and optionally `held_out(state, batch)`; `Evaluation`
+jits those once, draws the samples once per evaluation, hands every
+evaluator the outputs of each run, and returns the metrics (`eval/NAME`),
+the pictures and the samples for the loop to write.
+
+Adding one: a function in a module here, registered with
+`@register(name, needs, applies)`, and a test.
+"""
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+
+from gen_jax import parallel
+from gen_jax.errors import ConfigError
+from gen_jax.evaluators import held_out, pictures, sample_metrics  # noqa: F401
+from gen_jax.evaluators.base import EVALUATORS, Context, register
+
+__all__ = ["EVALUATORS", "Context", "Evaluation", "check_names", "register",
+           "resolve"]
+
+DEFAULT = "default"
+
+
+def check_names(names) -> None:
+  """ConfigError unless every name is registered (or 'default')."""
+  if isinstance(names, str):
+    raise ConfigError(f"config.evals={names!r} must be a tuple of names, "
+                      f"e.g. ('{names}',)")
+  for name in names:
+    if name != DEFAULT:
+      EVALUATORS.get(name)
+
+
+def resolve(names, ctx: Context) -> list[str]:
+  """The evaluators to run, metric evaluators first, then pictures.
+
+  'default' adds every evaluator that applies; a name given explicitly that
+  cannot run here is a ConfigError naming what can.
+  """
+  chosen: list[str] = []
+  for name in names:
+    if name == DEFAULT:
+      chosen += [n for n in EVALUATORS if EVALUATORS.get(n).applies(ctx)]
+      continue
+    if not EVALUATORS.get(name).applies(ctx):
+      usable = [n for n in EVALUATORS if EVALUATORS.get(n).applies(ctx)]
+      raise ConfigError(
+          f"config.evals: {name!r} does not apply to {ctx.info.name!r} with "
+          f"this trainer; these do: {', '.join(usable)}")
+    chosen.append(name)
+  chosen = list(dict.fromkeys(chosen))
+  return sorted(chosen, key=lambda n: EVALUATORS.get(n).picture)
+
+
+@dataclasses.dataclass
+class Result:
+  metrics: dict[str, Any]          # eval/NAME, summarised over runs
+  pictures: dict[str, np.ndarray]  # name -> RGB uint8
+  samples: list[dict[str, np.ndarray]] | None  # per run, or None
+
+
+class Evaluation:
+  """The evaluation of one run (or of N seeds), built before compiling."""
+
+  def __init__(self, config, trainer, dataset, mesh):
+    self.config, self.trainer, self.dataset, self.mesh = (config, trainer,
+                                                          dataset, mesh)
+    self._reference = None
+    self.ctx = Context(
+        info=trainer.info, conditional=trainer.conditional,
+        num_classes=getattr(trainer, "num_classes", 0),
+        has_held_out=hasattr(trainer, "held_out"),
+        run_names=trainer.run_names(), reference=self.reference)
+    self.names = resolve(config.evals, self.ctx)
+    needs = {EVALUATORS.get(n).needs for n in self.names}
+    rep = parallel.replicated(mesh)
+    # Jitted once per run: every evaluation reuses the compiled functions.
+    self.sample = (jax.jit(trainer.sample, static_argnums=2, out_shardings=rep)
+                   if "samples" in needs else None)
+    self.held_out = (jax.jit(trainer.held_out, out_shardings=rep)
+                     if "held_out" in needs else None)
+
+  def reference(self) -> dict[str, np.ndarray]:
+    """Up to num_eval_samples held-out examples {'x', 'label'?} (every
+    process reads the whole split)."""
+    if self._reference is None:
+      n = self.config.train.num_eval_samples
+      parts: dict[str, list] = {}
+      count = 0
+      for batch in self.dataset.eval_batches(local_batch_size=min(n, 1000),
+                                             process_index=0,
+                                             process_count=1):
+        keep = batch["mask"] > 0
+        for k in ("x", "label"):
+          if k in batch:
+            parts.setdefault(k, []).append(batch[k][keep])
+        count += int(keep.sum())
+        if count >= n:
+          break
+      self._reference = {k: np.concatenate(v)[:n] for k, v in parts.items()}
+    return self._reference
+
+  def _samples(self, state, key) -> list[dict[str, np.ndarray]]:
+    num = self.config.train.num_eval_samples
+    n = self.trainer.sample_count(num, self.mesh)
+    out = jax.device_get(self.sample(state, key, n))
+    return [{k: np.asarray(v)[:num] for k, v in r.items()}
+            for r in self.trainer.runs(out)]
+
+  def _held_out(self, state) -> list[dict[str, np.ndarray]]:
+    processes = self.trainer.held_out_processes()
+    local = self.config.data.batch_size // processes
+    totals: dict[str, Any] = {}
+    for batch in self.dataset.eval_batches(
+        local_batch_size=local,
+        process_index=jax.process_index() % processes,
+        process_count=processes):
+      sums = jax.device_get(self.held_out(
+          state, self.trainer.held_out_batch(batch, self.mesh)))
+      for k, v in sums.items():
+        totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+    count = np.maximum(totals.pop("count", 0.0), 1.0)
+    return self.trainer.runs({k: v / count for k, v in totals.items()})
+
+  def __call__(self, state, key, step: int) -> Result:
+    outputs = {}
+    if self.sample is not None:
+      outputs["samples"] = self._samples(state, key)
+    if self.held_out is not None:
+      outputs["held_out"] = self._held_out(state)
+    runs = self.trainer.num_runs
+    self.ctx.step = step
+    self.ctx.metrics = [{} for _ in range(runs)]
+    images: dict[str, np.ndarray] = {}
+    for name in self.names:
+      ev = EVALUATORS.get(name)
+      per_run, pics = ev.fn(self.ctx, outputs[ev.needs])
+      for mine, theirs in zip(self.ctx.metrics, per_run):
+        mine.update(theirs)
+      images.update(pics)
+    metrics = self.trainer.summarize(
+        [{f"eval/{k}": v for k, v in m.items()} for m in self.ctx.metrics])
+    return Result(metrics, images, outputs.get("samples"))

@@ -1,0 +1,75 @@
+"""What an evaluator is, and the registry `config.evals` picks from.
+
+An evaluator is a function of what a trainer can produce, never of its
+state: `fn(ctx, runs) -> (per-run metrics, pictures)`, where `runs` holds one
+entry per run (one, or one per seed with `train.num_seeds`): the samples
+`{'x', 'label'?}` for evaluators that need 'samples', the held-out means for
+those that need 'held_out'. `applies(ctx)` says whether it belongs to the
+'default' set for this dataset and trainer (and whether it can run at all).
+"""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from gen_jax.data.base import DatasetInfo
+from gen_jax.registry import Registry
+
+
+@dataclasses.dataclass
+class Context:
+  """What evaluators may read: static facts of the run, the held-out
+  reference examples, the step, and the metrics earlier evaluators gave."""
+  info: DatasetInfo
+  conditional: bool
+  num_classes: int
+  has_held_out: bool
+  run_names: list[str]
+  reference: Callable[[], dict[str, np.ndarray]]  # held-out {'x', 'label'?}
+  step: int = 0
+  metrics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+  @property
+  def is_image(self) -> bool:
+    return self.info.kind == "image"
+
+  def classifier(self):
+    """The dataset's digit classifier (cached), or None."""
+    name = self.info.extras.get("classifier")
+    if name is None or not self.is_image:
+      return None
+    from gen_jax import metrics
+    return metrics.get_classifier(name, self.info.example_shape[0],
+                                  data_dir=self.info.extras.get("data_dir"))
+
+
+Runs = list[dict[str, np.ndarray]]
+Result = tuple[list[dict[str, float]], dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+  needs: str                                  # 'samples' or 'held_out'
+  applies: Callable[[Context], bool]
+  fn: Callable[[Context, Runs], Result]
+  picture: bool = False  # runs last: its picture may show the others' numbers
+
+
+EVALUATORS: Registry[Evaluator] = Registry("config.evals")
+
+
+def register(name: str, needs: str, applies: Callable[[Context], bool],
+             picture: bool = False):
+  def add(fn):
+    EVALUATORS.add(name, Evaluator(needs, applies, fn, picture))
+    return fn
+  return add
+
+
+def per_run(metric: Callable[[Context, dict], dict[str, float]]):
+  """An evaluator function from a metric of one run's outputs."""
+  def fn(ctx: Context, runs: Runs) -> Result:
+    return [metric(ctx, r) for r in runs], {}
+  return fn
