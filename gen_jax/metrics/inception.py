@@ -238,6 +238,47 @@ class Inception:
         yield {k: np.asarray(v)[:len(part)] for k, v in out.items()}
 
 
+class ShardedInception(Inception):
+  """The same features with each network call's batch sharded over the
+  mesh's `data` axis (weights replicated): every device of a pod computes
+  its share. Every process must call it with the same images (as the
+  evaluation does: samples and reference are replicated on the hosts)."""
+
+  def __init__(self, inception: Inception, mesh, per_device_batch: int = 50):
+    from gen_jax import parallel  # pylint: disable=import-outside-toplevel
+    rep = parallel.replicated(mesh)
+    self.variables = jax.tree.map(
+        lambda a: jax.make_array_from_callback(
+            a.shape, rep, lambda idx, a=np.asarray(a): a[idx]),
+        inception.variables)
+    self.source_sha256, self.path = inception.source_sha256, inception.path
+    self.devices = parallel.data_parallel_size(mesh)
+    self.batch_size = per_device_batch * self.devices
+    self._sharding = parallel.batch_sharding(mesh)
+    self._apply = jax.jit(inception_apply,
+                          in_shardings=(rep, self._sharding),
+                          out_shardings=rep)
+
+  def features_batches(self, chunks: Iterable, value_range=None, *,
+                       batch_size: int | None = None
+                       ) -> Iterator[dict[str, np.ndarray]]:
+    """As `Inception.features_batches`; `batch_size` (global, default
+    per_device_batch x devices) is rounded up to a multiple of the devices,
+    and a set smaller than it is padded only to that multiple."""
+    d = self.devices
+    batch = -(-(batch_size or self.batch_size) // d) * d
+    for chunk in chunks:
+      x = to_unit_range(chunk, value_range)
+      size = min(batch, -(-len(x) // d) * d)
+      for start in range(0, len(x), size):
+        part = x[start:start + size]
+        padded = np.pad(part, ((0, size - len(part)), (0, 0), (0, 0), (0, 0)))
+        images = jax.make_array_from_callback(
+            padded.shape, self._sharding, lambda idx, p=padded: p[idx])
+        out = self._apply(self.variables, images)
+        yield {k: np.asarray(v)[:len(part)] for k, v in out.items()}
+
+
 def concat_features(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
   parts = list(parts)
   if not parts:
