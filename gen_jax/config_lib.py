@@ -169,5 +169,5 @@ def make_small(c: ml_collections.ConfigDict) -> None:
   c.wandb.mode = "disabled"
   c.inception.num_samples = 16
   c.inception.num_real = 16
-  c.inception.batch_per_device = 2
+  c.inception.batch_per_device = 1
   trainers.TRAINERS.get(c.trainer).small(c)
