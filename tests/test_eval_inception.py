@@ -117,3 +117,29 @@ def test_default_set_skips_only_the_embedded_digits():
   assert e.applies(ctx("digits", (16, 16, 1)))  # but runs when named
   assert not e.applies(ctx("x", (16, 16, 4)))
   assert "inception" not in train.setup(c).evaluation.names
+
+
+def test_draw_gives_more_samples_per_seed_in_chunks(monkeypatch):
+  """`ctx.draw(n)`: the evaluation's samples first, then fresh draws of the
+  compiled size, n per run (here 2 seeds of a 2D GAN: no Inception)."""
+  from gen_jax.evaluators.base import Evaluator
+  seen = []
+
+  def count(ctx, runs):
+    chunks = list(ctx.draw(20))
+    seen.append((runs, chunks))
+    return [{} for _ in runs], {}
+  monkeypatch.setitem(evaluators.EVALUATORS._entries, "count",
+                      Evaluator("samples", lambda ctx: True, count))
+  c = load_config("gan_2d", "ring,small")
+  c.train.num_seeds, c.train.num_eval_samples, c.evals = 2, 8, ("count",)
+  c.mesh.num_devices = 2  # the seed axis is sharded
+  s = train.setup(c)
+  s.evaluation(s.init(s.key), s.trainer.eval_key(s.key), 0)
+  (runs, chunks), = seen
+  assert [len(ch[0]["x"]) for ch in chunks] == [8, 8, 4]
+  assert all(len(ch) == 2 for ch in chunks)  # one entry per seed
+  np.testing.assert_array_equal(chunks[0][1]["x"], runs[1]["x"])
+  x = np.concatenate([ch[0]["x"] for ch in chunks])
+  assert len(np.unique(x, axis=0)) == 20  # fresh draws, not repeats
+  assert not np.array_equal(chunks[1][0]["x"], chunks[1][1]["x"])
