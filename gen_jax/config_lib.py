@@ -14,6 +14,7 @@ from gen_jax.logger import WANDB_MODES
 from gen_jax.validation import one_of, positive
 
 ON_NONFINITE = ("stop", "skip")
+INCEPTION_REFERENCES = ("eval", "train")
 
 # The only fields that may differ between the config a workdir was started
 # with (its config.json) and the one it is resumed with: they change how long
@@ -33,6 +34,7 @@ CHANGEABLE_ON_RESUME = (
     "mesh.*",               # data-parallel layout: the same maths
     "wandb.*",
     "evals",                # what is measured, not what is trained
+    "inception.*",
 )
 
 
@@ -110,6 +112,19 @@ def base(trainer: str, dataset: str) -> ml_collections.ConfigDict:
   # Evaluators run at every evaluation (gen_jax/evaluators): names, or
   # 'default' for those that suit the dataset and the trainer.
   c.evals = ("default",)
+
+  # The `inception` evaluator (docs/metrics.md): FID/KID/IS/PR/DC of
+  # `num_samples` samples against the `reference` split ('eval': the held-out
+  # split; 'train': the training set), `num_real` of its images (0: all).
+  # FID-50k against the training set, as most papers: num_samples=50000,
+  # reference='train'. Weights: '' = $GEN_JAX_INCEPTION_WEIGHTS, then the
+  # cache; without any, one line says what to supply and the run goes on.
+  c.inception = ml_collections.ConfigDict()
+  c.inception.num_samples = 10000
+  c.inception.num_real = 0
+  c.inception.reference = "eval"
+  c.inception.weights = ""
+  c.inception.batch_per_device = 50  # images per device per network call
   spec.defaults(c)
   return c
 
@@ -130,6 +145,13 @@ def validate(config) -> None:
   one_of("config.train.on_nonfinite", config.train.on_nonfinite,
          ON_NONFINITE)
   one_of("config.wandb.mode", config.wandb.mode, WANDB_MODES)
+  for field in ("num_samples", "batch_per_device"):
+    positive(f"config.inception.{field}", config.inception[field])
+  if config.inception.num_real < 0:
+    raise ConfigError(f"config.inception.num_real={config.inception.num_real}"
+                      " must be 0 (the whole split) or positive")
+  one_of("config.inception.reference", config.inception.reference,
+         INCEPTION_REFERENCES)
   schedules.DECAYS.get(config.optim.decay)
   evaluators.check_names(config.evals)
   spec.validate(config)
@@ -145,4 +167,7 @@ def make_small(c: ml_collections.ConfigDict) -> None:
   c.train.checkpoint_every = 2
   c.train.num_eval_samples = 64
   c.wandb.mode = "disabled"
+  c.inception.num_samples = 16
+  c.inception.num_real = 16
+  c.inception.batch_per_device = 1
   trainers.TRAINERS.get(c.trainer).small(c)

@@ -75,7 +75,8 @@ def test_an_evaluator_that_cannot_run_is_a_config_error():
   c = load_config("dcgan", "small")
   c.evals = ("held_out",)  # a GAN has no held-out likelihood
   with pytest.raises(ConfigError, match="'held_out' does not apply to "
-                     "'digits' with this trainer; these do: domain, samples"):
+                     "'digits' with this trainer; these do: domain, "
+                     "inception, samples"):
     train.setup(c)
 
 

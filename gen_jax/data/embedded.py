@@ -52,6 +52,10 @@ class InMemoryDataset:
     self._eval = eval_
     self._transform = transform
 
+  def arrays(self, split: str) -> dict:
+    """The whole 'train' or 'test' (held-out) split, untransformed."""
+    return {"train": self._train, "test": self._eval}[split]
+
   def train_stream(self, *, seed, local_batch_size, process_index,
                    process_count):
     return ArrayStream(self._train, seed=seed,

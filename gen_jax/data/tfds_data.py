@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -253,6 +254,21 @@ def fingerprint(name: str, data_dir: str | None) -> str:
   return h.hexdigest()[:12]
 
 
+def split_batches(name: str, split: str, image_size: int,
+                  data_dir: str | None, value_range,
+                  chunk: int = 4096) -> Iterator[Batch]:
+  """All of `split` in order, as batches of at most `chunk` examples.
+
+  Processed exactly as the dataset's batches are (same crop and resize);
+  stacked_mnist draws its triples as the dataset does.
+  """
+  seed = _STACKED_TRAIN_SEED if split == "train" else _STACKED_EVAL_SEED
+  load, num = _loader(name, open_split(name, split, resolve_data_dir(data_dir)),
+                      image_size, value_range, seed)
+  for i in range(0, num, chunk):
+    yield load(np.arange(i, min(i + chunk, num)), None)
+
+
 def labelled_arrays(name: str, split: str, image_size: int,
                     data_dir: str | None, value_range,
                     chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -263,10 +279,8 @@ def labelled_arrays(name: str, split: str, image_size: int,
   spec = SPECS[name]
   if not spec.labels or spec.stacked:
     raise ValueError(f"dataset {name!r} has no single label per example")
-  source = open_split(name, split, resolve_data_dir(data_dir))
-  load = ImageLoader(source, spec, image_size, value_range)
-  batches = [load(np.arange(i, min(i + chunk, len(source))), None)
-             for i in range(0, len(source), chunk)]
+  batches = list(split_batches(name, split, image_size, data_dir, value_range,
+                               chunk))
   if not batches:
     raise DataError(f"dataset {name!r}: split {split!r} is empty")
   return (np.concatenate([b["x"] for b in batches]),

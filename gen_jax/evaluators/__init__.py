@@ -20,7 +20,8 @@ import numpy as np
 
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
-from gen_jax.evaluators import held_out, pictures, sample_metrics  # noqa: F401
+from gen_jax.evaluators import (  # noqa: F401
+    held_out, inception, pictures, sample_metrics)
 from gen_jax.evaluators.base import EVALUATORS, Context, register
 
 __all__ = ["EVALUATORS", "Context", "Evaluation", "check_names", "register",
@@ -42,13 +43,14 @@ def check_names(names) -> None:
 def resolve(names, ctx: Context) -> list[str]:
   """The evaluators to run, metric evaluators first, then pictures.
 
-  'default' adds every evaluator that applies; a name given explicitly that
-  cannot run here is a ConfigError naming what can.
+  'default' adds every evaluator whose `in_default` holds (by default: that
+  applies); a name given explicitly that cannot run here is a ConfigError
+  naming what can.
   """
   chosen: list[str] = []
   for name in names:
     if name == DEFAULT:
-      chosen += [n for n in EVALUATORS if EVALUATORS.get(n).applies(ctx)]
+      chosen += [n for n in EVALUATORS if EVALUATORS.get(n).in_default(ctx)]
       continue
     if not EVALUATORS.get(name).applies(ctx):
       usable = [n for n in EVALUATORS if EVALUATORS.get(n).applies(ctx)]
@@ -78,8 +80,12 @@ class Evaluation:
         info=trainer.info, conditional=trainer.conditional,
         num_classes=getattr(trainer, "num_classes", 0),
         has_held_out=hasattr(trainer, "held_out"),
-        run_names=trainer.run_names(), reference=self.reference)
+        run_names=trainer.run_names(), reference=self.reference,
+        config=config, mesh=mesh, dataset=dataset)
     self.names = resolve(config.evals, self.ctx)
+    for name in self.names:
+      if EVALUATORS.get(name).prepare is not None:
+        EVALUATORS.get(name).prepare(self.ctx)
     needs = {EVALUATORS.get(n).needs for n in self.names}
     rep = parallel.replicated(mesh)
     # Jitted once per run: every evaluation reuses the compiled functions.
@@ -115,6 +121,22 @@ class Evaluation:
     return [{k: np.asarray(v)[:num] for k, v in r.items()}
             for r in self.trainer.runs(out)]
 
+  def _draw(self, state, key, first, n: int):
+    """`Context.draw`: `first` (the evaluation's samples), then draws of the
+    compiled size with keys folded from `key`, until n per run."""
+    size = self.trainer.sample_count(self.config.train.num_eval_samples,
+                                     self.mesh)
+    left, i, chunk = n, 0, first
+    while left > 0:
+      if chunk is None:
+        i += 1
+        chunk = self.trainer.runs(jax.device_get(
+            self.sample(state, _fold_in(key, i), size)))
+      chunk = [{k: np.asarray(v)[:left] for k, v in r.items()} for r in chunk]
+      left -= len(chunk[0]["x"])
+      yield chunk
+      chunk = None
+
   def _held_out(self, state) -> list[dict[str, np.ndarray]]:
     processes = self.trainer.held_out_processes()
     local = self.config.data.batch_size // processes
@@ -134,6 +156,7 @@ class Evaluation:
     outputs = {}
     if self.sample is not None:
       outputs["samples"] = self._samples(state, key)
+      self.ctx.draw = lambda n: self._draw(state, key, outputs["samples"], n)
     if self.held_out is not None:
       outputs["held_out"] = self._held_out(state)
     runs = self.trainer.num_runs
@@ -148,4 +171,14 @@ class Evaluation:
       images.update(pics)
     metrics = self.trainer.summarize(
         [{f"eval/{k}": v for k, v in m.items()} for m in self.ctx.metrics])
+    self.ctx.draw = None  # holds the state
     return Result(metrics, images, outputs.get("samples"))
+
+
+def _fold_in(key, i: int):
+  """fold_in over a key or a batch of keys (one per seed)."""
+  fold = lambda k: jax.random.fold_in(k, i)
+  typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+  for _ in range(key.ndim - (0 if typed else 1)):
+    fold = jax.vmap(fold)
+  return fold(key)

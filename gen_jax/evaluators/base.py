@@ -4,12 +4,15 @@ An evaluator is a function of what a trainer can produce, never of its
 state: `fn(ctx, runs) -> (per-run metrics, pictures)`, where `runs` holds one
 entry per run (one, or one per seed with `train.num_seeds`): the samples
 `{'x', 'label'?}` for evaluators that need 'samples', the held-out means for
-those that need 'held_out'. `applies(ctx)` says whether it belongs to the
-'default' set for this dataset and trainer (and whether it can run at all).
+those that need 'held_out'. `applies(ctx)` says whether it can run at all
+here; `default(ctx)` (default: `applies`) whether it belongs to the
+'default' set. `prepare(ctx)`, if given, runs once when the evaluation is
+built (before compiling): load what the evaluator needs, fail early on a bad
+file, keep it in `ctx.cache`.
 """
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,15 +24,27 @@ from gen_jax.registry import Registry
 @dataclasses.dataclass
 class Context:
   """What evaluators may read: static facts of the run, the held-out
-  reference examples, the step, and the metrics earlier evaluators gave."""
+  reference examples, the step, and the metrics earlier evaluators gave.
+
+  `draw(n)` (set at each evaluation, for evaluators that need 'samples')
+  yields chunks of samples, one list of per-run `{'x', 'label'?}` per chunk,
+  `n` per run in all: the evaluation's own samples first, then fresh draws
+  (fixed keys, the same at every evaluation), so an evaluator may score
+  more samples than `train.num_eval_samples` without holding them all.
+  """
   info: DatasetInfo
   conditional: bool
   num_classes: int
   has_held_out: bool
   run_names: list[str]
   reference: Callable[[], dict[str, np.ndarray]]  # held-out {'x', 'label'?}
+  config: Any = None   # the run's config (read-only)
+  mesh: Any = None     # the device mesh (to shard an evaluator's network)
+  dataset: Any = None  # the run's dataset (`base.Dataset`)
   step: int = 0
   metrics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  draw: Callable[[int], Iterator[list[dict[str, np.ndarray]]]] | None = None
+  cache: dict[str, Any] = dataclasses.field(default_factory=dict)  # per run
 
   @property
   def is_image(self) -> bool:
@@ -55,15 +70,23 @@ class Evaluator:
   applies: Callable[[Context], bool]
   fn: Callable[[Context, Runs], Result]
   picture: bool = False  # runs last: its picture may show the others' numbers
+  default: Callable[[Context], bool] | None = None  # None: `applies`
+  prepare: Callable[[Context], None] | None = None
+
+  def in_default(self, ctx: Context) -> bool:
+    return (self.default or self.applies)(ctx)
 
 
 EVALUATORS: Registry[Evaluator] = Registry("config.evals")
 
 
 def register(name: str, needs: str, applies: Callable[[Context], bool],
-             picture: bool = False):
+             picture: bool = False,
+             default: Callable[[Context], bool] | None = None,
+             prepare: Callable[[Context], None] | None = None):
   def add(fn):
-    EVALUATORS.add(name, Evaluator(needs, applies, fn, picture))
+    EVALUATORS.add(name, Evaluator(needs, applies, fn, picture, default,
+                                   prepare))
     return fn
   return add
 

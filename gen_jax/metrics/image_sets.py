@@ -12,6 +12,11 @@ with the same classifier (same `classifier.VERSION`), never with Inception ones.
 - Improved precision and recall (Kynkaanniemi et al. 2019): a point is covered
   by a set when it lies in the ball of some member whose radius is that
   member's distance to its k-th nearest neighbour in its own set (k = 3).
+- Density and coverage (Naeem et al. 2020): with the real set's k-NN balls
+  (k = 5), density counts how many balls hold each sample, divided by k;
+  coverage is the fraction of real balls holding at least one sample.
+- Inception Score (Salimans et al. 2016) of class logits, and intra-class FID
+  (the mean over classes of the FID between same-label subsets).
 - NDB (Richardson & Weiss 2018): K-means bins on the real set; a bin is
   statistically different when a two-proportion z-test rejects equal real and
   sample proportions at level alpha.
@@ -21,6 +26,7 @@ import hashlib
 from typing import Any
 
 import numpy as np
+import scipy.special
 import scipy.stats
 from threadpoolctl import threadpool_limits
 
@@ -153,6 +159,85 @@ def precision_recall(samples, real, k: int = 3) -> tuple[float, float]:
   precision = coverage(samples, real, knn_radii_sq(real, k)).mean()
   recall = coverage(real, samples, knn_radii_sq(samples, k)).mean()
   return float(precision), float(recall)
+
+
+def density_coverage(samples, real, k: int = 5) -> tuple[float, float]:
+  """Density and coverage (Naeem et al. 2020, section 4; k = 5 there).
+
+  With r_i the distance of real point i to its k-th nearest other real point:
+  density = 1/(k M) sum_j #{i : ||y_j - x_i|| < r_i} over the M samples y_j;
+  coverage = 1/N #{i : some sample lies within r_i of x_i} over the N real
+  points. Strict inequalities, as the authors' `prdc` package.
+  """
+  samples, real = _as_2d(samples, "samples"), _as_2d(real, "real")
+  radii_sq = knn_radii_sq(real, k)
+  count = np.zeros(len(samples))
+  covered = np.zeros(len(real), bool)
+  for start, d2 in _sq_dist_blocks(samples, real):
+    inside = d2 < radii_sq[None, :]
+    count[start:start + len(d2)] = inside.sum(1)
+    covered |= inside.any(0)
+  return float(count.sum() / (k * len(samples))), float(covered.mean())
+
+
+# --- class-based metrics ------------------------------------------------------
+
+def inception_score(logits, *, splits: int = 10,
+                    shuffle_seed: int | None = 2020) -> tuple[float, float]:
+  """Inception Score exp(E_x KL(p(y|x) || p(y))): mean and std over splits.
+
+  As torch-fidelity's `isc`: `logits` (N, K) are unnormalised log p(y|x);
+  rows are shuffled with `np.random.RandomState(shuffle_seed)` (None: kept in
+  order), cut into `splits` chunks [i N / splits, (i+1) N / splits), p(y) is
+  each chunk's mean p(y|x), and the score is computed per chunk in float64.
+  """
+  logits = _as_2d(logits, "logits")
+  if len(logits) < splits:
+    raise ValueError(f"Inception Score needs at least splits={splits} "
+                     f"examples, got {len(logits)}")
+  if shuffle_seed is not None:
+    logits = logits[np.random.RandomState(shuffle_seed).permutation(
+        len(logits))]
+  log_p = logits - scipy.special.logsumexp(logits, axis=1, keepdims=True)
+  p = np.exp(log_p)
+  n = len(logits)
+  scores = []
+  for i in range(splits):
+    lo, hi = i * n // splits, (i + 1) * n // splits
+    log_q = np.log(p[lo:hi].mean(0))
+    kl = (p[lo:hi] * (log_p[lo:hi] - log_q)).sum(1).mean()
+    scores.append(np.exp(kl))
+  return float(np.mean(scores)), float(np.std(scores))
+
+
+def intra_class_fid(samples, sample_labels, real,
+                    real_labels) -> dict[str, Any]:
+  """Intra-class FID (Miyato & Koyama 2018): FID per label, then the mean.
+
+  Args:
+    samples: (N, D) features of generated examples, drawn with
+      `sample_labels` (N,) as the conditioning labels.
+    real: (M, D) features of real examples with labels `real_labels` (M,).
+
+  Returns:
+    intra_fid: the mean over the real set's labels; per_class: {label: FID}.
+    Every real label needs at least 2 examples in each set.
+  """
+  samples, real = _as_2d(samples, "samples"), _as_2d(real, "real")
+  sample_labels = np.asarray(sample_labels).reshape(-1)
+  real_labels = np.asarray(real_labels).reshape(-1)
+  if len(sample_labels) != len(samples) or len(real_labels) != len(real):
+    raise ValueError("need one label per example")
+  per_class = {}
+  for label in np.unique(real_labels):
+    mine = samples[sample_labels == label]
+    if len(mine) < 2:
+      raise ValueError(f"intra-class FID: label {label} has {len(mine)} "
+                       "samples; need at least 2")
+    per_class[label.item()] = frechet_distance(mine,
+                                               real[real_labels == label])
+  return {"intra_fid": float(np.mean(list(per_class.values()))),
+          "per_class": per_class}
 
 
 # --- NDB ----------------------------------------------------------------------
