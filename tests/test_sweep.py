@@ -13,8 +13,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from gen_jax import data, sweep
-from gen_jax.errors import UserError
+from gen_jax import sweep
 
 SWEEP_FILES = sorted(glob.glob(os.path.join(REPO, "configs", "sweeps",
                                             "*.yaml")))

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from gen_jax.elbo import reparameterize
 from gen_jax.models.upsample import UpConv2x
