@@ -159,23 +159,25 @@ def arithmetic(ctx: Context, runs: Runs):
              if np.sum(labels == c) > 0]
   clf, vr = ctx.classifier(), ctx.info.value_range
   per_run, pics = [], {}
+  pairs = [(a, b) for b in classes for a in classes if a != b]
   for i, codec in enumerate(runs):
     z = codec.encode(x)["mean"]
-    hits, total, rows = 0, 0, []
-    for b in classes:
+    codes, targets, shown = [], [], {}
+    for a, b in pairs:  # all pairs decoded and classified at once
       idx = np.flatnonzero(labels == b)[:10]
-      for a in classes:
-        if a == b:
-          continue
-        out = codec.decode(arithmetic_codes(z, labels, a, b, idx)
-                           .astype(np.float32))
-        hits += int(np.sum(clf.predict(out, vr) == a))
-        total += len(idx)
-        if i == 0 and a == classes[(classes.index(b) + 1) % len(classes)]:
-          k = min(4, len(idx))
-          pad = np.full((4 - k, *x.shape[1:]), vr[0], np.float32)
-          rows.append(np.concatenate([x[idx[:k]], pad, out[:k], pad]))
-    per_run.append({"arithmetic_success": hits / max(total, 1)})
+      if a == classes[(classes.index(b) + 1) % len(classes)]:
+        shown[b] = (idx[:4], sum(len(c) for c in codes))
+      codes.append(arithmetic_codes(z, labels, a, b, idx))
+      targets.append(np.full(len(idx), a))
+    out = codec.decode(np.concatenate(codes).astype(np.float32))
+    hits = np.sum(clf.predict(out, vr) == np.concatenate(targets))
+    total = len(out)
+    rows = []
+    for b, (idx, start) in shown.items():
+      k = len(idx)
+      pad = np.full((4 - k, *x.shape[1:]), vr[0], np.float32)
+      rows.append(np.concatenate([x[idx], pad, out[start:start + k], pad]))
+    per_run.append({"arithmetic_success": float(hits / max(total, 1))})
     if i == 0 and rows:
       pics["arithmetic"] = _grid(ctx, np.concatenate(rows), 8)
   return per_run, pics
