@@ -57,3 +57,38 @@ def gaussian_log_likelihood(params: jax.Array, x: jax.Array) -> jax.Array:
 def negative_elbo(log_likelihood: jax.Array, kl: jax.Array) -> jax.Array:
   """Per-example -ELBO = -E_q[log p(x|z)] + KL, in nats: (B,)."""
   return -log_likelihood + kl
+
+
+@LIKELIHOODS.register("mse")
+def mse_log_likelihood(out: jax.Array, x: jax.Array) -> jax.Array:
+  """-sum_i (x_i - out_i)^2: a plain autoencoder's squared error as a
+  "log-likelihood". Unnormalised (a Gaussian of variance 1/2 up to a
+  constant), so only the reconstruction objective accepts it."""
+  return -_sum_per_example(jnp.square(x - out))
+
+
+# Likelihoods that are normalised densities: the ELBO and IWAE need one.
+NORMALISED = ("bernoulli", "gaussian")
+
+
+def diagonal_gaussian_log_prob(z: jax.Array, mu: jax.Array,
+                               log_sigma: jax.Array) -> jax.Array:
+  """log N(z; mu, diag(sigma^2)), summed over the last axis."""
+  return jnp.sum(-0.5 * jnp.square((z - mu) * jnp.exp(-log_sigma))
+                 - log_sigma - 0.5 * _LOG_2PI, axis=-1)
+
+
+def log_importance_weights(log_likelihood: jax.Array, z: jax.Array,
+                           mu: jax.Array, log_sigma: jax.Array) -> jax.Array:
+  """log w = log p(x|z) + log p(z) - log q(z|x) for z ~ q(z|x) = N(mu,
+  sigma^2) and prior N(0, I). log_likelihood (..., k), z (..., k, D), mu and
+  log_sigma (..., 1, D) or broadcastable; returns (..., k)."""
+  prior = diagonal_gaussian_log_prob(z, jnp.zeros_like(z), jnp.zeros_like(z))
+  return log_likelihood + prior - diagonal_gaussian_log_prob(z, mu, log_sigma)
+
+
+def iwae_bound(log_w: jax.Array) -> jax.Array:
+  """The k-sample importance-weighted bound (Burda et al. 2016),
+  log (1/k) sum_i w_i, over the last axis: (..., k) -> (...). k = 1 is the
+  ELBO; it increases to log p(x) as k grows."""
+  return jax.nn.logsumexp(log_w, axis=-1) - jnp.log(log_w.shape[-1])

@@ -130,6 +130,9 @@ class SeedTrainer(Wrapper):
   def run_names(self) -> list[str]:
     return [str(s) for s in self.seeds]
 
+  def run_state(self, state, i: int):
+    return jax.tree.map(lambda a: a[i], state)
+
   def join_runs(self, per_run: list[np.ndarray]) -> np.ndarray:
     return np.stack(per_run)
 

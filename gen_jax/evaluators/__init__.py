@@ -3,9 +3,10 @@
 `config.evals` names the evaluators to run at every evaluation ('default':
 every registered evaluator that suits the dataset and the trainer, see
 `applies`). They live outside the trainers and the loop: a trainer exposes
-`sample(state, key, n)` and optionally `held_out(state, batch)`; `Evaluation`
-jits those once, draws the samples once per evaluation, hands every
-evaluator the outputs of each run, and returns the metrics (`eval/NAME`),
+`sample(state, key, n)` and optionally `held_out(state, batch)` and the
+codec functions (`encode`, `decode`, `corrupt`, `log_weights`: see
+`base.Codec`); `Evaluation` jits those once, draws the samples once per
+evaluation, hands every evaluator the outputs of each run, and returns the metrics (`eval/NAME`),
 the pictures and the samples for the loop to write.
 
 Adding one: a function in a module here, registered with
@@ -21,11 +22,11 @@ import numpy as np
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
 from gen_jax.evaluators import (  # noqa: F401
-    held_out, inception, pictures, sample_metrics)
-from gen_jax.evaluators.base import EVALUATORS, Context, register
+    held_out, inception, latent, pictures, sample_metrics)
+from gen_jax.evaluators.base import EVALUATORS, Codec, Context, register
 
-__all__ = ["EVALUATORS", "Context", "Evaluation", "check_names", "register",
-           "resolve"]
+__all__ = ["EVALUATORS", "Codec", "Context", "Evaluation", "check_names",
+           "register", "resolve", "usable"]
 
 DEFAULT = "default"
 
@@ -40,6 +41,17 @@ def check_names(names) -> None:
       EVALUATORS.get(name)
 
 
+def usable(name: str, ctx: Context) -> bool:
+  """Whether evaluator `name` can run here: its own `applies`, and what it
+  needs exists (samples need a prior, a codec an encoder)."""
+  ev = EVALUATORS.get(name)
+  if ev.needs == "samples" and not ctx.has_prior:
+    return False
+  if ev.needs == "codec" and not ctx.has_codec:
+    return False
+  return ev.applies(ctx)
+
+
 def resolve(names, ctx: Context) -> list[str]:
   """The evaluators to run, metric evaluators first, then pictures.
 
@@ -50,13 +62,14 @@ def resolve(names, ctx: Context) -> list[str]:
   chosen: list[str] = []
   for name in names:
     if name == DEFAULT:
-      chosen += [n for n in EVALUATORS if EVALUATORS.get(n).in_default(ctx)]
+      chosen += [n for n in EVALUATORS
+                 if usable(n, ctx) and EVALUATORS.get(n).in_default(ctx)]
       continue
-    if not EVALUATORS.get(name).applies(ctx):
-      usable = [n for n in EVALUATORS if EVALUATORS.get(n).applies(ctx)]
+    if not usable(name, ctx):
+      ok = [n for n in EVALUATORS if usable(n, ctx)]
       raise ConfigError(
           f"config.evals: {name!r} does not apply to {ctx.info.name!r} with "
-          f"this trainer; these do: {', '.join(usable)}")
+          f"this trainer; these do: {', '.join(ok)}")
     chosen.append(name)
   chosen = list(dict.fromkeys(chosen))
   return sorted(chosen, key=lambda n: EVALUATORS.get(n).picture)
@@ -75,13 +88,16 @@ class Evaluation:
   def __init__(self, config, trainer, dataset, mesh):
     self.config, self.trainer, self.dataset, self.mesh = (config, trainer,
                                                           dataset, mesh)
-    self._reference = None
+    self._reference = self._split = None
     self.ctx = Context(
         info=trainer.info, conditional=trainer.conditional,
         num_classes=getattr(trainer, "num_classes", 0),
         has_held_out=hasattr(trainer, "held_out"),
         run_names=trainer.run_names(), reference=self.reference,
-        config=config, mesh=mesh, dataset=dataset)
+        config=config, mesh=mesh, dataset=dataset,
+        split=self.split, has_prior=getattr(trainer, "has_prior", True),
+        has_codec=hasattr(trainer, "encode"),
+        stochastic=getattr(trainer, "stochastic", False))
     self.names = resolve(config.evals, self.ctx)
     for name in self.names:
       if EVALUATORS.get(name).prepare is not None:
@@ -93,6 +109,48 @@ class Evaluation:
                    if "samples" in needs else None)
     self.held_out = (jax.jit(trainer.held_out, out_shardings=rep)
                      if "held_out" in needs else None)
+    self.codec = None
+    if "codec" in needs:
+      self.codec = {
+          "encode": jax.jit(trainer.encode),
+          "decode": jax.jit(trainer.decode),
+          "corrupt": (jax.jit(trainer.corrupt)
+                      if getattr(trainer, "denoising", False) else None),
+          "log_weights": (jax.jit(trainer.log_weights, static_argnums=3)
+                          if self.ctx.stochastic else None)}
+
+  def split(self) -> dict[str, np.ndarray]:
+    """The whole held-out split {'x', 'label'?} (every process reads it)."""
+    if self._split is None:
+      parts: dict[str, list] = {}
+      for batch in self.dataset.eval_batches(local_batch_size=1000,
+                                             process_index=0,
+                                             process_count=1):
+        keep = batch["mask"] > 0
+        for k in ("x", "label"):
+          if k in batch:
+            parts.setdefault(k, []).append(batch[k][keep])
+      self._split = {k: np.concatenate(v) for k, v in parts.items()}
+    return self._split
+
+  def _codecs(self, state) -> list[Codec]:
+    """One Codec per run, bound to that run's state."""
+    f = self.codec
+    get = lambda x: jax.tree.map(np.asarray, jax.device_get(x))
+    out = []
+    for i in range(self.trainer.num_runs):
+      s = self.trainer.run_state(state, i)
+      key = jax.random.key(1234)  # the same corruption at every evaluation
+      out.append(Codec(
+          encode=lambda x, s=s: get(f["encode"](s, x)),
+          decode=lambda z, s=s: get(f["decode"](s, z)),
+          corrupt=(None if f["corrupt"] is None
+                   else lambda x: get(f["corrupt"](x, key))),
+          log_weights=(None if f["log_weights"] is None
+                       else lambda x, k, n, s=s: get(
+                           f["log_weights"](s, x, k, n))),
+          settings=dict(getattr(self.trainer, "codec_settings", {}))))
+    return out
 
   def reference(self) -> dict[str, np.ndarray]:
     """Up to num_eval_samples held-out examples {'x', 'label'?} (every
@@ -159,8 +217,11 @@ class Evaluation:
       self.ctx.draw = lambda n: self._draw(state, key, outputs["samples"], n)
     if self.held_out is not None:
       outputs["held_out"] = self._held_out(state)
+    if self.codec is not None:
+      outputs["codec"] = self._codecs(state)
     runs = self.trainer.num_runs
     self.ctx.step = step
+    self.ctx.final = step >= self.config.train.num_steps
     self.ctx.metrics = [{} for _ in range(runs)]
     images: dict[str, np.ndarray] = {}
     for name in self.names:

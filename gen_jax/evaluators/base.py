@@ -4,11 +4,11 @@ An evaluator is a function of what a trainer can produce, never of its
 state: `fn(ctx, runs) -> (per-run metrics, pictures)`, where `runs` holds one
 entry per run (one, or one per seed with `train.num_seeds`): the samples
 `{'x', 'label'?}` for evaluators that need 'samples', the held-out means for
-those that need 'held_out'. `applies(ctx)` says whether it can run at all
-here; `default(ctx)` (default: `applies`) whether it belongs to the
-'default' set. `prepare(ctx)`, if given, runs once when the evaluation is
-built (before compiling): load what the evaluator needs, fail early on a bad
-file, keep it in `ctx.cache`.
+those that need 'held_out', a `Codec` for those that need 'codec'.
+`applies(ctx)` says whether it can run at all here; `default(ctx)` (default:
+`applies`) whether it belongs to the 'default' set. `prepare(ctx)`, if
+given, runs once when the evaluation is built (before compiling): load what
+the evaluator needs, fail early on a bad file, keep it in `ctx.cache`.
 """
 
 import dataclasses
@@ -19,6 +19,27 @@ import numpy as np
 
 from gen_jax.data.base import DatasetInfo
 from gen_jax.registry import Registry
+
+
+@dataclasses.dataclass
+class Codec:
+  """One run's encoder and decoder, for latent-space evaluators (numpy in,
+  numpy out; jitted once per run by `Evaluation`). A trainer offers them by
+  defining `encode(state, x)`, `decode(state, z)`, `corrupt(x, key)` and,
+  with a stochastic encoder, `log_weights(state, x, key, k)`.
+
+  encode: x (n, ...) -> {'mean': (n, D), 'log_sigma': (n, D) if stochastic}
+  decode: z (n, D) -> x (n, ...), the means of p(x|z) in the data's range
+  corrupt: x -> corrupted x (a fixed draw), or None without a corruption
+  log_weights: (x (n, ...), key, k) -> (n, k) log p(x, z_i) - log q(z_i|x),
+    or None for a deterministic encoder
+  settings: the trainer's `codec_settings` (e.g. nll_k, nll_chunk)
+  """
+  encode: Callable[[np.ndarray], dict[str, np.ndarray]]
+  decode: Callable[[np.ndarray], np.ndarray]
+  corrupt: Callable[[np.ndarray], np.ndarray] | None
+  log_weights: Callable[[np.ndarray, Any, int], np.ndarray] | None
+  settings: dict[str, Any]
 
 
 @dataclasses.dataclass
@@ -41,7 +62,13 @@ class Context:
   config: Any = None   # the run's config (read-only)
   mesh: Any = None     # the device mesh (to shard an evaluator's network)
   dataset: Any = None  # the run's dataset (`base.Dataset`)
+  # The whole held-out split {'x', 'label'?} (the held-out likelihood).
+  split: Callable[[], dict[str, np.ndarray]] | None = None
+  has_prior: bool = True    # samples can be drawn (not a plain autoencoder)
+  has_codec: bool = False   # the trainer offers encode/decode (a Codec)
+  stochastic: bool = False  # ... with a Gaussian encoder (log_weights)
   step: int = 0
+  final: bool = False       # the evaluation after the last step
   metrics: list[dict[str, Any]] = dataclasses.field(default_factory=list)
   draw: Callable[[int], Iterator[list[dict[str, np.ndarray]]]] | None = None
   cache: dict[str, Any] = dataclasses.field(default_factory=dict)  # per run
@@ -66,7 +93,7 @@ Result = tuple[list[dict[str, float]], dict[str, np.ndarray]]
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
-  needs: str                                  # 'samples' or 'held_out'
+  needs: str                          # 'samples', 'held_out' or 'codec'
   applies: Callable[[Context], bool]
   fn: Callable[[Context, Runs], Result]
   picture: bool = False  # runs last: its picture may show the others' numbers

@@ -88,5 +88,8 @@ class VAE(nn.Module):
     mu, log_sigma = self.encoder(x)
     return self.decoder(reparameterize(mu, log_sigma, eps)), mu, log_sigma
 
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return self.encoder(x)
+
   def decode(self, z: jax.Array) -> jax.Array:
     return self.decoder(z)
