@@ -12,7 +12,6 @@ from conftest import load_config
 from gen_jax import elbo, train
 from gen_jax.errors import ConfigError
 from gen_jax.evaluators import latent
-from gen_jax.trainers import vae
 
 
 def test_log_importance_weights_against_scipy():
