@@ -56,11 +56,24 @@ def compiled_step(config):
   return step, state, parallel.global_batch(local, run.mesh, leading=1)
 
 
+def structure(step, state, batch) -> dict:
+  """What the compiled step computes: XLA's FLOPs and bytes, and counts of
+  convolutions, fusions and lines in its optimised HLO (load-independent)."""
+  compiled = step.lower(state, batch).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  hlo = compiled.as_text()
+  return {"flops": cost.get("flops"), "bytes": cost.get("bytes accessed"),
+          "convolutions": hlo.count("convolution("),
+          "fusions": hlo.count(" fusion("), "hlo_lines": hlo.count("\n")}
+
+
 def time_case(case: str, steps: int) -> dict:
   name, arg = case.split(":")
   config = load_config(name, arg)
   config.mesh.num_devices = 1
   step, state, batch = compiled_step(config)
+  shape = structure(step, state, batch)
   for _ in range(3):
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
@@ -72,7 +85,7 @@ def time_case(case: str, steps: int) -> dict:
     wall.append(time.perf_counter() - w)
     cpu.append(time.process_time() - c)
   return {"wall_ms": 1e3 * statistics.median(wall),
-          "cpu_ms": 1e3 * statistics.median(cpu)}
+          "cpu_ms": 1e3 * statistics.median(cpu), **shape}
 
 
 def main() -> None:
