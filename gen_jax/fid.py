@@ -42,7 +42,11 @@ _WEIGHTS = flags.DEFINE_string(
 _MAX_IMAGES = flags.DEFINE_integer(
     "max_images", 0, "Use only the first N images of each set (0: all).")
 _BATCH = flags.DEFINE_integer("batch_size", 50, "Images per network call.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+# Not --data_dir: gen_jax.prepare_data defines that flag, and both modules
+# may be imported into one process.
+_DATA_DIR = flags.DEFINE_string(
+    "tfds_data_dir", None,
+    "TFDS data directory (default: $TFDS_DATA_DIR or TFDS's own).")
 _KID_SUBSET = flags.DEFINE_integer("kid_subset_size", 1000,
                                    "KID subset size (100 subsets).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the KID subsets.")

@@ -183,3 +183,11 @@ def test_class_accuracy_of_real_digits_with_their_labels():
   wrong = fn(ctx, [{"x": ref["x"], "label": (ref["label"] + 3) % 10}])[0][0]
   assert right["class_accuracy"] > 0.85
   assert wrong["class_accuracy"] < 0.2
+
+
+def test_compare_gan_dragan_needs_images_in_the_unit_range(tmp_path):
+  c = load_config("gan_2d", "ring,small")
+  c.gan.penalty = "dragan_compare_gan"
+  with pytest.raises(ConfigError, match="clips to images in \\[-1, 1\\]; "
+                     "'ring' is points data"):
+    train.train_and_evaluate(c, str(tmp_path))

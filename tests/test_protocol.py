@@ -82,7 +82,9 @@ def test_default_evaluators_suit_the_dataset_and_trainer():
   names = {n: train.setup(load_config(*n.split(":"))).evaluation.names
            for n in ("vae:small", "gan_2d:ring,small", "cgan:small")}
   # The VAE gets the sample FID of the GANs for free.
-  assert names["vae:small"] == ["domain", "held_out", "samples"]
+  assert names["vae:small"] == ["domain", "held_out", "nll", "arithmetic",
+                                "interpolation", "reconstructions",
+                                "samples", "traversal"]
   assert names["gan_2d:ring,small"] == ["mixture", "samples"]
   assert names["cgan:small"] == ["class_accuracy", "domain", "intra_fid",
                                  "samples"]

@@ -211,7 +211,14 @@ def validate(config) -> None:
 
 
 def validate_data(config, info: DatasetInfo) -> None:
-  """Checks that need the dataset: labels for a conditional GAN."""
+  """Checks that need the dataset: labels for a conditional GAN; images in
+  [-1, 1] for compare_gan's DRAGAN, which clips its perturbation there."""
+  if config.gan.penalty == "dragan_compare_gan" and (
+      info.kind != "image" or tuple(info.value_range) != (-1.0, 1.0)):
+    raise ConfigError(
+        f"config.gan.penalty='dragan_compare_gan' clips to images in [-1, 1]; "
+        f"{info.name!r} is {info.kind} data in {tuple(info.value_range)} "
+        "(use 'dragan')")
   if config.gan.conditional and num_classes(info) == 0:
     raise ConfigError(
         f"config.gan.conditional=True needs a dataset with one class label "
