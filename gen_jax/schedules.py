@@ -11,6 +11,8 @@ same curve, unless `train.num_steps` is raised on resume, which stretches
 the rest of it.
 """
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from gen_jax.registry import Registry
@@ -39,3 +41,18 @@ def adam(lr: float, b1: float, b2: float, decay: str, updates: int,
   """optax.adam whose rate decays by `decay` over `updates` updates."""
   return optax.adam(DECAYS.get(decay)(lr, max(updates, 1)), b1=b1, b2=b2,
                     **kwargs)
+
+
+def clip_weights(c: float) -> optax.GradientTransformation:
+  """Chained after an optimiser: the updated parameters are clipped to
+  [-c, c] (WGAN's critic weight clipping, Arjovsky et al. 2017: c = 0.01).
+  The update becomes clip(p + u, -c, c) - p, so the parameters after
+  `optax.apply_updates` lie in [-c, c] up to one rounding."""
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("clip_weights needs the parameters")
+    return jax.tree.map(lambda p, u: jnp.clip(p + u, -c, c) - p,
+                        params, updates), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(),
+                                      update)

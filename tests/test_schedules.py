@@ -5,6 +5,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from conftest import load_config
@@ -83,4 +84,41 @@ def test_unknown_decay_is_a_config_error():
   c = load_config("vae", "digits,small")
   c.optim.decay = "step"
   with pytest.raises(ConfigError, match=re.escape("config.optim.decay")):
+    config_lib.validate(c)
+
+
+def test_clip_weights_projects_after_the_optimiser_step():
+  # Plain SGD (lr 1) then the clip: p - g clipped to [-0.5, 0.5] by hand.
+  tx = optax.chain(optax.sgd(1.0), schedules.clip_weights(0.5))
+  p = {"w": jnp.array([0.2, -0.4, 0.1, 0.45])}
+  g = {"w": jnp.array([-1.0, 0.3, 0.2, -0.01])}
+  updates, _ = tx.update(g, tx.init(p), p)
+  new = jax.tree.map(lambda a, b: a + b, p, updates)
+  np.testing.assert_allclose(new["w"], [0.5, -0.5, -0.1, 0.46], atol=1e-7)
+
+
+def test_gan_weight_clip_bounds_every_critic_weight():
+  c = load_config("gan_2d", "ring,small")
+  c.gan.loss = "wasserstein"
+  c.gan.weight_clip = 0.01
+  c.optim.d_lr = 0.1  # large steps: every weight hits the box
+  config_lib.validate(c)
+  trainer = GanTrainer(c, data.get_dataset(c.data).info)
+  state = trainer.init(jax.random.key(0))
+  x = jnp.asarray(np.random.default_rng(0).normal(
+      size=(c.gan.n_critic, c.data.batch_size, 2)), jnp.float32)
+  before = state.params["discriminator"]
+  assert max(float(jnp.abs(w).max()) for w in jax.tree.leaves(before)) > 0.01
+  state, _ = jax.jit(trainer.train_step)(state, {"x": x})
+  after = jax.tree.leaves(state.params["discriminator"])
+  assert max(float(jnp.abs(w).max()) for w in after) <= 0.01 + 1e-8
+  # The generator is not clipped.
+  assert max(float(jnp.abs(w).max()) for w in
+             jax.tree.leaves(state.params["generator"])) > 0.01
+
+
+def test_negative_weight_clip_is_a_config_error():
+  c = load_config("dcgan", "digits,small")
+  c.gan.weight_clip = -0.01
+  with pytest.raises(ConfigError, match=re.escape("config.gan.weight_clip")):
     config_lib.validate(c)

@@ -161,6 +161,7 @@ def defaults(c: ml_collections.ConfigDict) -> None:
   g.penalty_weight = 0.0
   g.penalty_every = 1     # k > 1: lazy penalty, every k steps, weight * k
   g.n_critic = 1
+  g.weight_clip = 0.0     # > 0: WGAN's critic weights clipped to [-c, c]
   g.ema_decay = 0.0       # > 0: sample (and evaluate) with an EMA of G
   g.conditional = False   # condition G and D on the batch's class labels
   g.ac_weight = 0.0       # > 0: AC-GAN's auxiliary classifier loss
@@ -190,7 +191,8 @@ def validate(config) -> None:
   if not 0.0 <= g.ema_decay < 1.0:
     raise ConfigError(f"config.gan.ema_decay={g.ema_decay!r} must be in "
                       "[0, 1)")
-  for field in ("penalty_weight", "ac_weight", "g_regularizer_weight"):
+  for field in ("penalty_weight", "ac_weight", "g_regularizer_weight",
+                "weight_clip"):
     at_least(f"config.gan.{field}", g[field], 0)
   for field in ("g_lr", "d_lr"):
     positive(f"config.optim.{field}", config.optim[field])
@@ -296,6 +298,9 @@ class GanTrainer(base.Trainer):
     # derivative of sqrt(nu) finite where a gradient has always been 0.
     self.unroll_tx = schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay,
                                     d_updates, eps_root=1e-16)
+    if g.weight_clip > 0:
+      d_tx, self.unroll_tx = (optax.chain(tx, schedules.clip_weights(
+          g.weight_clip)) for tx in (d_tx, self.unroll_tx))
     z = jnp.zeros((2, m.noise_dim), jnp.float32)
     y = jnp.zeros((2,), jnp.int32) if self.conditional else None
     x = jnp.zeros((2, *tricks.packed_shape(info.example_shape, g.pack)),
