@@ -40,7 +40,7 @@ def triptych_rows(cond: np.ndarray, x: np.ndarray,
     columns.append(np.asarray(pixels.bicubic(cond, (h, w))))
   else:
     columns.append(cond)
-  columns += [x, target]
+  columns += [_as_rgb(x, c), target]
   return np.stack(columns, axis=1).reshape(-1, h, w, c), len(columns)
 
 
