@@ -9,6 +9,15 @@ would have seen.
 Batches are dicts of numpy arrays: `x` (local_batch, *example_shape) float32 in
 `info.value_range`, optionally `label` (local_batch, ...) int32, and for eval
 batches `mask` (local_batch,) float32 (1 for a real example, 0 for padding).
+
+Image-to-image (translation) datasets add `cond` (local_batch, h, w, c), the
+source-domain image, in the same value range, to training and eval batches;
+`x` is the target-domain image. Their `info.extras` hold `'cond_shape'`
+(h, w, c) and `'paired'`: True when `cond[i]` is the source of `x[i]`
+(Pix2Pix, super-resolution), False when the two are drawn independently with
+no correspondence (CycleGAN's unpaired domains: `cond` from domain A, `x`
+from domain B). Trainers test `'cond_shape' in info.extras` for a
+translation dataset.
 """
 
 import dataclasses
@@ -32,7 +41,8 @@ class DatasetInfo:
     num_train: number of training examples (over all processes).
     num_eval: number of held-out examples (0 if there is no eval split).
     extras: dataset-specific facts, e.g. 'modes' (K, D) and 'mode_std' for
-      Gaussian mixtures, 'num_label_values' for labelled data.
+      Gaussian mixtures, 'num_label_values' for labelled data, 'paired' and
+      'cond_shape' for image-to-image data (module docstring).
   """
   name: str
   kind: str
@@ -97,11 +107,14 @@ class ArrayStream:
   slice, and a `transform` (e.g. dynamic binarization) is applied to the whole
   global batch before slicing, so that the processes' slices put together are
   exactly the single-process batch, row for row (rows are paired with noise
-  by position, so order matters as much as content).
+  by position, so order matters as much as content). `stream_id` (an int)
+  gives a stream of its own permutations for the same seed (the two domains
+  of an unpaired translation dataset); None keeps `[seed, e]`.
   """
 
   def __init__(self, arrays: Batch, *, seed: int, local_batch_size: int,
-               process_index: int, process_count: int, transform=None):
+               process_index: int, process_count: int, transform=None,
+               stream_id: int | None = None):
     self._arrays = arrays
     self._n = len(next(iter(arrays.values())))
     self._seed = seed
@@ -109,6 +122,7 @@ class ArrayStream:
     self._global = local_batch_size * process_count
     self._offset = process_index * local_batch_size
     self._transform = transform
+    self._salt = () if stream_id is None else (1 << 21, stream_id)
     self._batches_per_epoch = self._n // self._global
     if self._batches_per_epoch == 0:
       raise ValueError(f"global batch {self._global} exceeds the {self._n} "
@@ -123,7 +137,8 @@ class ArrayStream:
   def __next__(self) -> Batch:
     epoch, i = divmod(self._count, self._batches_per_epoch)
     if epoch != self._perm_epoch:
-      self._perm = np.random.default_rng([self._seed, epoch]).permutation(self._n)
+      self._perm = np.random.default_rng(
+          [self._seed, epoch, *self._salt]).permutation(self._n)
       self._perm_epoch = epoch
     rows = np.sort(self._perm[i * self._global:(i + 1) * self._global])
     if self._transform is None:

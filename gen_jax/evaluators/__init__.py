@@ -5,7 +5,8 @@ every registered evaluator that suits the dataset and the trainer, see
 `applies`). They live outside the trainers and the loop: a trainer exposes
 `sample(state, key, n)` and optionally `held_out(state, batch)` and the
 codec functions (`encode`, `decode`, `corrupt`, `log_weights`: see
-`base.Codec`); `Evaluation` jits those once, draws the samples once per
+`base.Codec`) or, for image-to-image models, `translate(state, cond, key)`
+(source images -> outputs); `Evaluation` jits those once, draws the samples once per
 evaluation, hands every evaluator the outputs of each run, and returns the metrics (`eval/NAME`),
 the pictures and the samples for the loop to write.
 
@@ -22,13 +23,14 @@ import numpy as np
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
 from gen_jax.evaluators import (  # noqa: F401
-    held_out, inception, latent, pictures, sample_metrics)
+    held_out, inception, latent, pictures, sample_metrics, translation)
 from gen_jax.evaluators.base import EVALUATORS, Codec, Context, register
 
 __all__ = ["EVALUATORS", "Codec", "Context", "Evaluation", "check_names",
            "register", "resolve", "usable"]
 
 DEFAULT = "default"
+TRANSLATIONS = 8  # held-out examples the translation picture shows
 
 
 def check_names(names) -> None:
@@ -48,6 +50,8 @@ def usable(name: str, ctx: Context) -> bool:
   if ev.needs == "samples" and not ctx.has_prior:
     return False
   if ev.needs == "codec" and not ctx.has_codec:
+    return False
+  if ev.needs == "translations" and not ctx.has_translator:
     return False
   return ev.applies(ctx)
 
@@ -97,7 +101,8 @@ class Evaluation:
         config=config, mesh=mesh, dataset=dataset,
         split=self.split, has_prior=getattr(trainer, "has_prior", True),
         has_codec=hasattr(trainer, "encode"),
-        stochastic=getattr(trainer, "stochastic", False))
+        stochastic=getattr(trainer, "stochastic", False),
+        has_translator=hasattr(trainer, "translate"))
     self.names = resolve(config.evals, self.ctx)
     for name in self.names:
       if EVALUATORS.get(name).prepare is not None:
@@ -118,6 +123,8 @@ class Evaluation:
                       if getattr(trainer, "denoising", False) else None),
           "log_weights": (jax.jit(trainer.log_weights, static_argnums=3)
                           if self.ctx.stochastic else None)}
+    self.translate = (jax.jit(trainer.translate)
+                      if "translations" in needs else None)
 
   def split(self) -> dict[str, np.ndarray]:
     """The whole held-out split {'x', 'label'?} (every process reads it)."""
@@ -127,7 +134,7 @@ class Evaluation:
                                              process_index=0,
                                              process_count=1):
         keep = batch["mask"] > 0
-        for k in ("x", "label"):
+        for k in ("x", "label", "cond"):
           if k in batch:
             parts.setdefault(k, []).append(batch[k][keep])
       self._split = {k: np.concatenate(v) for k, v in parts.items()}
@@ -163,7 +170,7 @@ class Evaluation:
                                              process_index=0,
                                              process_count=1):
         keep = batch["mask"] > 0
-        for k in ("x", "label"):
+        for k in ("x", "label", "cond"):
           if k in batch:
             parts.setdefault(k, []).append(batch[k][keep])
         count += int(keep.sum())
@@ -171,6 +178,20 @@ class Evaluation:
           break
       self._reference = {k: np.concatenate(v)[:n] for k, v in parts.items()}
     return self._reference
+
+  def _translations(self, state) -> list[dict[str, np.ndarray]]:
+    """Per run: the first `TRANSLATIONS` held-out sources `cond`, the
+    run's outputs `x` for them (a fixed key) and the targets `target`."""
+    ref = self.reference()
+    n = min(TRANSLATIONS, len(ref["x"]))
+    cond, target = ref["cond"][:n], ref["x"][:n]
+    key = jax.random.key(1234)  # the same draw at every evaluation
+    out = []
+    for i in range(self.trainer.num_runs):
+      s = self.trainer.run_state(state, i)
+      x = np.asarray(jax.device_get(self.translate(s, cond, key)))
+      out.append({"cond": cond, "x": x, "target": target})
+    return out
 
   def _samples(self, state, key) -> list[dict[str, np.ndarray]]:
     num = self.config.train.num_eval_samples
@@ -219,6 +240,8 @@ class Evaluation:
       outputs["held_out"] = self._held_out(state)
     if self.codec is not None:
       outputs["codec"] = self._codecs(state)
+    if self.translate is not None:
+      outputs["translations"] = self._translations(state)
     runs = self.trainer.num_runs
     self.ctx.step = step
     self.ctx.final = step >= self.config.train.num_steps
