@@ -14,7 +14,7 @@ from gen_jax import parallel, train
 from gen_jax.errors import ConfigError
 
 NUM_STEPS = 10
-MODELS = ("dcgan", "wgan_gp", "vae")
+MODELS = ("dcgan", "wgan_gp", "vae", "cyclegan")
 
 
 def small_config(name: str, **mesh):

@@ -103,7 +103,7 @@ def defaults(c: ml_collections.ConfigDict) -> None:
 
 def validate(config) -> None:
   m, c = config.model, config.cyclegan
-  losses.GAN_LOSSES.get(c.loss)
+  one_of("config.cyclegan.loss", c.loss, losses.GAN_LOSSES.names())
   for field in ("g_width", "d_width", "d_layers"):
     positive(f"config.model.{field}", m[field])
   at_least("config.model.g_down", m.g_down, 0)
