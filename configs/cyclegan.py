@@ -7,7 +7,7 @@ B = thickened, colour-inverted digits (data/translation.py), 16 px:
   python -m gen_jax.main --config=configs/cyclegan.py:digit_domains \
       --workdir=runs/cyclegan_digits
 
-Pictures: samples/translations_step_N.png (rows A, A->B, A->B->A | B, B->A,
+Pictures: samples/cycles_step_N.png (rows A, A->B, A->B->A | B, B->A,
 B->A->B); metrics: eval/fid_ab, eval/fid_ba (domain FIDs of the
 translations) against eval/fid_untranslated (the A images themselves
 against B), and the held-out cycle errors eval/cycle_a, eval/cycle_b.

@@ -225,7 +225,7 @@ def test_run_resumes_bitwise_with_its_pools(tmp_path):
   for k in ("eval/cycle_a", "eval/cycle_b", "eval/fid_ab", "eval/fid_ba",
             "eval/fid_untranslated", "cycle_a", "identity_b", "d_b_loss"):
     assert np.isfinite(final[k]), k
-  picture = tmp_path / "samples" / "translations_step_0000004.png"
+  picture = tmp_path / "samples" / "cycles_step_0000004.png"
   from PIL import Image
   grid = np.asarray(Image.open(picture))
   # 8 rows of A, A->B, A->B->A, B, B->A, B->A->B; 16 px at scale 4.

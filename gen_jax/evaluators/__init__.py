@@ -30,7 +30,7 @@ import numpy as np
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
 from gen_jax.evaluators import (  # noqa: F401
-    held_out, inception, latent, pictures, sample_metrics, translation)
+    cycle, held_out, inception, latent, pictures, sample_metrics)
 from gen_jax.evaluators.base import EVALUATORS, Codec, Context, register
 
 __all__ = ["EVALUATORS", "Codec", "Context", "Evaluation", "check_names",

@@ -298,7 +298,7 @@ class CycleGanTrainer(base.Trainer):
 
   # -- what evaluators can ask for ----------------------------------------------
 
-  def translate(self, state: TrainState, name: str, x: jax.Array):
+  def run_translator(self, state: TrainState, name: str, x: jax.Array):
     return self.apply(name, state.params[name], state.model_state[name], x,
                       train=False)[0]
 
@@ -308,18 +308,18 @@ class CycleGanTrainer(base.Trainer):
     images, 'cond': (n, ...) A images} (see the module docstring)."""
     del key  # the translators are deterministic
     a, b = inputs["cond"][:n], inputs["x"][:n]
-    ab = self.translate(state, G_AB, a)
-    ba = self.translate(state, G_BA, b)
-    return {"x": ab, "cond": a, "cycle": self.translate(state, G_BA, ab),
-            "b": b, "b_to_a": ba, "b_cycle": self.translate(state, G_AB, ba)}
+    ab = self.run_translator(state, G_AB, a)
+    ba = self.run_translator(state, G_BA, b)
+    return {"x": ab, "cond": a, "cycle": self.run_translator(state, G_BA, ab),
+            "b": b, "b_to_a": ba, "b_cycle": self.run_translator(state, G_AB, ba)}
 
   def held_out(self, state: TrainState, batch: dict[str, jax.Array]):
     """Sums over the batch's real examples of each image's cycle error
     (mean absolute error, in the data's units), and their count."""
     a, b, mask = batch["cond"], batch["x"], batch["mask"]
     err = lambda r, x: jnp.mean(jnp.abs(r - x), axis=tuple(range(1, x.ndim)))
-    aba = self.translate(state, G_BA, self.translate(state, G_AB, a))
-    bab = self.translate(state, G_AB, self.translate(state, G_BA, b))
+    aba = self.run_translator(state, G_BA, self.run_translator(state, G_AB, a))
+    bab = self.run_translator(state, G_AB, self.run_translator(state, G_BA, b))
     return {"cycle_a": jnp.sum(err(aba, a) * mask),
             "cycle_b": jnp.sum(err(bab, b) * mask), "count": jnp.sum(mask)}
 

@@ -31,14 +31,14 @@ def cycle_rows(run: dict, rows: int = ROWS) -> np.ndarray:
   return np.stack(cols, axis=1).reshape(-1, *cols[0].shape[1:])
 
 
-@register("translations", "samples", _cycles, picture=True)
-def translations(ctx: Context, runs: Runs):
-  """The picture `translations`: 8 rows of A, A -> B, A -> B -> A | B,
+@register("cycles", "samples", _cycles, picture=True)
+def cycles(ctx: Context, runs: Runs):
+  """The picture `cycles`: 8 rows of A, A -> B, A -> B -> A | B,
   B -> A, B -> A -> B; with several seeds, 2 rows per seed."""
   rows = ROWS if len(runs) == 1 else 2
   x = np.concatenate([cycle_rows(r, rows) for r in runs])
   scale = max(1, 64 // ctx.info.example_shape[0])
-  return [{}] * len(runs), {"translations": plots.image_grid(
+  return [{}] * len(runs), {"cycles": plots.image_grid(
       x, ctx.info.value_range, columns=len(CYCLE_KEYS), scale=scale)}
 
 
