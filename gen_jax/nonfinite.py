@@ -67,7 +67,11 @@ class Guarded(Wrapper):
 
   def __init__(self, trainer, on_nonfinite: str):
     super().__init__(trainer)
-    self.train_step = guard(trainer.train_step, on_nonfinite)
+    self.on_nonfinite = on_nonfinite
+    self.train_step = self.phase_step(0)
+
+  def phase_step(self, phase: int):
+    return guard(self.inner.phase_step(phase), self.on_nonfinite)
 
 
 def check(window: Sequence[dict[str, np.ndarray]], step: int,

@@ -3,7 +3,7 @@ r"""Downloads and prepares a TFDS dataset as array_record files, once.
     python -m gen_jax.prepare_data NAME [--data_dir=DIR]
 
 NAME is a TFDS-backed `config.data.name` (mnist, fashion_mnist, cifar10,
-celeb_a, binarized_mnist, stacked_mnist). DIR defaults to $TFDS_DATA_DIR, then
+celeb_a, binarized_mnist, stacked_mnist, cycle_gan:horse2zebra, ...). DIR defaults to $TFDS_DATA_DIR, then
 to ~/tensorflow_datasets; gs:// paths work. Training reads the result through
 `tfds.data_source` without TensorFlow, but TFDS needs TensorFlow to *write*
 it: install the extra with `pip install 'gen-jax[prepare]'`.
@@ -27,16 +27,17 @@ def prepare(name: str, data_dir: str | None = None) -> str:
   import tensorflow_datasets as tfds
   from gen_jax.data import tfds_data
 
-  if name not in tfds_data.SPECS:
+  if name not in tfds_data.SPECS and not name.startswith("cycle_gan:"):
     raise ConfigError(
         f"prepare_data: {name!r} is not a TFDS dataset of gen_jax; one of: "
-        f"{', '.join(sorted(tfds_data.SPECS))} (folder datasets need no "
+        f"{', '.join(sorted(tfds_data.SPECS))}, cycle_gan:NAME (folder "
+        "datasets need no "
         "preparing)")
   data_dir = tfds_data.resolve_data_dir(data_dir)
   if importlib.util.find_spec("tensorflow") is None:
     raise DataError("prepare_data needs TensorFlow to write TFDS files: "
                     "pip install 'gen-jax[prepare]' (training does not)")
-  tfds_name = tfds_data.SPECS[name].tfds_name
+  tfds_name = tfds_data.tfds_name_of(name)
   builder = tfds.builder(tfds_name, data_dir=data_dir,
                          file_format="array_record")
   builder.download_and_prepare(file_format="array_record")

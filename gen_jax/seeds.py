@@ -68,9 +68,12 @@ class SeedTrainer(Wrapper):
     super().__init__(trainer)
     self.seeds = list(seeds)
     self.num_runs = len(self.seeds)
-    self.train_step = jax.vmap(trainer.train_step)
+    self.train_step = self.phase_step(0)
     if hasattr(trainer, "held_out"):
       self.held_out = jax.vmap(trainer.held_out, in_axes=(0, None))
+
+  def phase_step(self, phase: int):
+    return jax.vmap(self.inner.phase_step(phase))
 
   def init(self, keys: jax.Array):
     return jax.vmap(self.inner.init)(keys)

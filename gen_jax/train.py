@@ -57,8 +57,10 @@ class Setup:
   """Everything a run compiles and reads, built from its config before
   anything is compiled: the mesh, the dataset, the trainer (with the
   non-finite guard, and over N seeds when `train.num_seeds` > 1), the root
-  key, the jitted `init` and `train_step` with the run's shardings, and the
-  evaluation. Tests use exactly what `train_and_evaluate` runs."""
+  key, the jitted `init` and `train_step` with the run's shardings (one
+  compiled step per phase in `train_steps`, `train_step` the first; see
+  `step_for`), and the evaluation. Tests use exactly what
+  `train_and_evaluate` runs."""
   config: Any
   mesh: Any
   dataset: Any
@@ -67,10 +69,16 @@ class Setup:
   init: Any
   train_step: Any
   evaluation: evaluators.Evaluation
+  train_steps: tuple = ()
 
   @property
   def info(self):
     return self.dataset.info
+
+  def step_for(self, step: int):
+    """The compiled step that runs step `step` (counted from 0): that of
+    the trainer's phase there."""
+    return self.train_steps[self.trainer.phase_of(step)]
 
   def stream(self):
     return self.trainer.stream(self.dataset, self.config)
@@ -106,16 +114,17 @@ def setup(config) -> Setup:
   trainer.check_mesh(config, mesh)
   state_sharding = trainer.state_sharding(mesh)
   init = jax.jit(trainer.init, out_shardings=state_sharding)
-  train_step = jax.jit(
-      trainer.train_step,
+  # One program per phase, compiled when the phase is first reached.
+  train_steps = tuple(jax.jit(
+      trainer.phase_step(phase),
       in_shardings=(state_sharding, trainer.batch_sharding(mesh)),
       # Metrics: replicated scalars, or (N,) sharded like the seeds, so that
       # a many-seed step has no communication at all.
       out_shardings=(state_sharding, state_sharding),
-      donate_argnums=0)
+      donate_argnums=0) for phase in range(trainer.num_phases))
   return Setup(config=config, mesh=mesh, dataset=dataset, trainer=trainer,
                key=trainer.root_key(config.seed), init=init,
-               train_step=train_step,
+               train_step=train_steps[0], train_steps=train_steps,
                evaluation=evaluators.Evaluation(config, trainer, dataset,
                                                 mesh))
 
@@ -254,7 +263,7 @@ def _train(s: Setup, config, workdir: str) -> dict[str, Any]:
     last_time, last_step = time.perf_counter(), step
     while step < num_steps:
       batch, data_state = next_batch()
-      state, metrics = s.train_step(state, batch)
+      state, metrics = s.step_for(step)(state, batch)
       window.append(metrics)
       step += 1
       bar.update(1)

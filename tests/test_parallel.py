@@ -14,7 +14,9 @@ from gen_jax import parallel, train
 from gen_jax.errors import ConfigError
 
 NUM_STEPS = 10
-MODELS = ("dcgan", "wgan_gp", "vae", "cyclegan")
+# srgan: its two phases (pre-training, then adversarial) within NUM_STEPS.
+MODELS = ("dcgan", "wgan_gp", "vae", "srgan",
+          "cyclegan")
 
 
 def small_config(name: str, **mesh):
@@ -51,8 +53,8 @@ def train_steps(config, num_steps: int, wrong_noise: bool = False):
   initial = jax.device_get(state)
   stream = s.stream()
   history = []
-  for _ in range(num_steps):
-    state, metrics = s.train_step(state, s.batch(stream))
+  for step in range(num_steps):
+    state, metrics = s.step_for(step)(state, s.batch(stream))
     history.append(jax.device_get(metrics))
   return initial, jax.device_get(state), history
 

@@ -54,7 +54,7 @@ def test_unknown_trainer_lists_the_registered_ones():
   c = load_config("vae", "small")
   c.trainer = "flow"
   with pytest.raises(ConfigError, match="config.trainer='flow' is not one "
-                     "of: gan, vae"):
+                     "of: gan, pix2pix, srgan, vae"):
     config_lib.validate(c)
 
 
@@ -80,7 +80,8 @@ def test_an_evaluator_that_cannot_run_is_a_config_error():
 def test_default_evaluators_suit_the_dataset_and_trainer():
   from gen_jax import train
   names = {n: train.setup(load_config(*n.split(":"))).evaluation.names
-           for n in ("vae:small", "gan_2d:ring,small", "cgan:small")}
+           for n in ("vae:small", "gan_2d:ring,small", "cgan:small",
+                     "pix2pix:small", "srgan:small")}
   # The VAE gets the sample FID of the GANs for free.
   assert names["vae:small"] == ["domain", "held_out", "nll", "arithmetic",
                                 "interpolation", "reconstructions",
@@ -88,6 +89,9 @@ def test_default_evaluators_suit_the_dataset_and_trainer():
   assert names["gan_2d:ring,small"] == ["mixture", "samples"]
   assert names["cgan:small"] == ["class_accuracy", "domain", "intra_fid",
                                  "samples"]
+  # Image-to-image: no prior to sample; held-out metrics and translations.
+  assert names["pix2pix:small"] == names["srgan:small"] == [
+      "held_out", "translations"]
 
 
 def test_wrappers_are_trainers_of_the_same_networks():

@@ -5,7 +5,7 @@ takes `config.data` and returns an object following `base.Dataset`. A name
 with a colon (`folder:PATH`) selects the entry before the colon.
 """
 
-from gen_jax.data import embedded, folder, tfds_data, translation
+from gen_jax.data import embedded, folder, pairs, tfds_data, translation
 from gen_jax.data.base import Batch, Dataset, DatasetInfo, Stream
 from gen_jax.registry import Registry
 
@@ -17,6 +17,8 @@ for _name in tfds_data.SPECS:  # read from TFDS array_record files
 DATASETS.add("folder", folder.folder)
 for _name in translation.TASKS:  # image-to-image: batches carry 'cond'
   DATASETS.add(_name, getattr(translation, _name))
+DATASETS.add("folder_pairs", pairs.folder_pairs)  # folder_pairs:PATH
+DATASETS.add("cycle_gan", pairs.cycle_gan)        # cycle_gan:horse2zebra
 
 
 def dataset_factory(name: str):

@@ -73,9 +73,10 @@ class GlobalBatches:
   """
 
   def __init__(self, num_examples: int, *, seed: int, local_batch_size: int,
-               process_index: int, process_count: int):
+               process_index: int, process_count: int, salt: tuple = ()):
     self._n = num_examples
     self._seed = seed
+    self._salt = tuple(salt)  # another stream of permutations, same seed
     self._local = local_batch_size
     self._global = local_batch_size * process_count
     self._offset = process_index * local_batch_size
@@ -90,7 +91,8 @@ class GlobalBatches:
     # a race only computes the same permutation twice.
     perm = self._perms.get(epoch)
     if perm is None:
-      perm = np.random.default_rng([self._seed, epoch]).permutation(self._n)
+      perm = np.random.default_rng(
+          [self._seed, epoch, *self._salt]).permutation(self._n)
       self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}
       self._perms[epoch] = perm
     return perm
@@ -188,8 +190,10 @@ class GrainStream:
 def train_stream(load: LoadFn, num_examples: int, *, name: str, seed: int,
                  local_batch_size: int, process_index: int,
                  process_count: int, options: LoaderOptions,
-                 random: bool = False) -> GrainStream:
-  """Endless epoch-shuffled batches of `load`ed examples (see module doc)."""
+                 random: bool = False, salt: tuple = ()) -> GrainStream:
+  """Endless epoch-shuffled batches of `load`ed examples (see module doc).
+  A non-empty `salt` (ints) draws other permutations from the same seed
+  (the second domain of an unpaired dataset)."""
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index {process_index} is not in "
                      f"[0, {process_count})")
@@ -200,7 +204,7 @@ def train_stream(load: LoadFn, num_examples: int, *, name: str, seed: int,
   source = GlobalBatches(num_examples, seed=seed,
                          local_batch_size=local_batch_size,
                          process_index=process_index,
-                         process_count=process_count)
+                         process_count=process_count, salt=salt)
   dataset = grain.MapDataset.source(source).map(
       _LoadTrain(load, seed, process_index, random))
   return GrainStream(_read(dataset, options))

@@ -122,7 +122,24 @@ def open_split(name: str, split: str, data_dir: str):
 
 
 def _open_split(name: str, split: str, data_dir: str):
-  tfds_name = SPECS[name].tfds_name
+  return _open_tfds(name, SPECS[name].tfds_name, split, data_dir)
+
+
+def tfds_name_of(name: str) -> str:
+  """The TFDS dataset a TFDS-backed `config.data.name` reads
+  (`cycle_gan:horse2zebra` -> `cycle_gan/horse2zebra`)."""
+  if name.startswith("cycle_gan:"):
+    return "cycle_gan/" + name.split(":", 1)[1]
+  return SPECS[name].tfds_name
+
+
+def open_tfds(name: str, tfds_name: str, split: str, data_dir: str):
+  """`open_split` for TFDS dataset `tfds_name`, requested as `name`."""
+  with _quiet_tfds():
+    return _open_tfds(name, tfds_name, split, data_dir)
+
+
+def _open_tfds(name: str, tfds_name: str, split: str, data_dir: str):
   try:
     return tfds.data_source(tfds_name, split=split, data_dir=data_dir,
                             download=False)

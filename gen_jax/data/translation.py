@@ -122,6 +122,13 @@ class UnpairedStream:
     self._x = ArrayStream({"x": x}, stream_id=0, **kwargs)
     self._cond = ArrayStream({"cond": cond}, stream_id=1, **kwargs)
 
+  @classmethod
+  def of(cls, x_stream, cond_stream) -> "UnpairedStream":
+    """From two streams yielding {'x'} and {'cond'} batches."""
+    self = cls.__new__(cls)
+    self._x, self._cond = x_stream, cond_stream
+    return self
+
   def __iter__(self):
     return self
 

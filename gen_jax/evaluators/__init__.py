@@ -5,7 +5,8 @@ every registered evaluator that suits the dataset and the trainer, see
 `applies`). They live outside the trainers and the loop: a trainer exposes
 `sample(state, key, n)` and optionally `held_out(state, batch)` and the
 codec functions (`encode`, `decode`, `corrupt`, `log_weights`: see
-`base.Codec`); `Evaluation` jits those once, draws the samples once per
+`base.Codec`) or, for image-to-image models, `translate(state, cond, key)`
+(source images -> outputs); `Evaluation` jits those once, draws the samples once per
 evaluation, hands every evaluator the outputs of each run, and returns the metrics (`eval/NAME`),
 the pictures and the samples for the loop to write.
 
@@ -30,7 +31,8 @@ import numpy as np
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
 from gen_jax.evaluators import (  # noqa: F401
-    cycle, held_out, inception, latent, pictures, sample_metrics)
+    cycle, held_out, inception, latent, pictures, sample_metrics,
+    translation)
 from gen_jax.evaluators.base import EVALUATORS, Codec, Context, register
 
 __all__ = ["EVALUATORS", "Codec", "Context", "Evaluation", "check_names",
@@ -40,6 +42,7 @@ DEFAULT = "default"
 # What the reference and the split keep of an eval batch: the example, its
 # label, and a translation dataset's source image.
 EXAMPLE_KEYS = ("x", "label", "cond")
+TRANSLATIONS = 8  # held-out examples the translation picture shows
 
 
 def check_names(names) -> None:
@@ -59,6 +62,8 @@ def usable(name: str, ctx: Context) -> bool:
   if ev.needs == "samples" and not ctx.has_prior:
     return False
   if ev.needs == "codec" and not ctx.has_codec:
+    return False
+  if ev.needs == "translations" and not ctx.has_translator:
     return False
   return ev.applies(ctx)
 
@@ -109,6 +114,7 @@ class Evaluation:
         split=self.split, has_prior=getattr(trainer, "has_prior", True),
         has_codec=hasattr(trainer, "encode"),
         stochastic=getattr(trainer, "stochastic", False),
+        has_translator=hasattr(trainer, "translate"),
         sample_keys=tuple(getattr(trainer, "sample_keys", ())))
     self.names = resolve(config.evals, self.ctx)
     for name in self.names:
@@ -130,6 +136,8 @@ class Evaluation:
                       if getattr(trainer, "denoising", False) else None),
           "log_weights": (jax.jit(trainer.log_weights, static_argnums=3)
                           if self.ctx.stochastic else None)}
+    self.translate = (jax.jit(trainer.translate)
+                      if "translations" in needs else None)
 
   def split(self) -> dict[str, np.ndarray]:
     """The whole held-out split {'x', 'label'?} (every process reads it)."""
@@ -193,6 +201,20 @@ class Evaluation:
     idx = (np.arange(n) + chunk * n) % len(split["x"])
     return ({k: v[idx] for k, v in split.items()},)
 
+  def _translations(self, state) -> list[dict[str, np.ndarray]]:
+    """Per run: the first `TRANSLATIONS` held-out sources `cond`, the
+    run's outputs `x` for them (a fixed key) and the targets `target`."""
+    ref = self.reference()
+    n = min(TRANSLATIONS, len(ref["x"]))
+    cond, target = ref["cond"][:n], ref["x"][:n]
+    key = jax.random.key(1234)  # the same draw at every evaluation
+    out = []
+    for i in range(self.trainer.num_runs):
+      s = self.trainer.run_state(state, i)
+      x = np.asarray(jax.device_get(self.translate(s, cond, key)))
+      out.append({"cond": cond, "x": x, "target": target})
+    return out
+
   def _samples(self, state, key) -> list[dict[str, np.ndarray]]:
     num = self.config.train.num_eval_samples
     n = self.trainer.sample_count(num, self.mesh)
@@ -241,6 +263,8 @@ class Evaluation:
       outputs["held_out"] = self._held_out(state)
     if self.codec is not None:
       outputs["codec"] = self._codecs(state)
+    if self.translate is not None:
+      outputs["translations"] = self._translations(state)
     runs = self.trainer.num_runs
     self.ctx.step = step
     self.ctx.final = step >= self.config.train.num_steps

@@ -13,7 +13,10 @@ uK: 3x3 stride-2 transposed convolution (PyTorch's padding 1, output
 padding 1) to K channels, instance norm, ReLU; the last c7s1-C ends in tanh
 without norm. Instance norm without a learned scale or offset, and weights
 ~ N(0, 0.02), as the authors' released code (`networks.py`,
-`ResnetGenerator`; `init_type='normal'`). The paper uses 6 blocks for 128 px
+`ResnetGenerator`; `init_type='normal'`). Unlike it, convolutions followed
+by instance norm have no bias: the norm subtracts it again, so it changes
+nothing but gets a gradient that is 0 up to rounding, which Adam turns into
+parameter noise. The paper uses 6 blocks for 128 px
 and 9 for 256 px and above.
 
 Called as `module.apply(variables, x, cond=None, train=...)`: x (B, H, W, C)
@@ -46,10 +49,10 @@ class ResnetBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = nn.Conv(self.features, (3, 3), padding="VALID",
+    y = nn.Conv(self.features, (3, 3), padding="VALID", use_bias=False,
                 kernel_init=_INIT)(reflect_pad(x, 1))
     y = nn.relu(instance_norm(y))
-    y = nn.Conv(self.features, (3, 3), padding="VALID",
+    y = nn.Conv(self.features, (3, 3), padding="VALID", use_bias=False,
                 kernel_init=_INIT)(reflect_pad(y, 1))
     return x + instance_norm(y)
 
@@ -70,12 +73,13 @@ class ResnetTranslator(nn.Module):
     if h % 2 ** self.n_down or w % 2 ** self.n_down:
       raise ValueError(f"ResnetTranslator: images {h}x{w} are not divisible "
                        f"by 2^n_down = {2 ** self.n_down}")
-    y = nn.Conv(self.width, (7, 7), padding="VALID",
+    y = nn.Conv(self.width, (7, 7), padding="VALID", use_bias=False,
                 kernel_init=_INIT)(reflect_pad(x, 3))
     y = nn.relu(instance_norm(y))
     for i in range(self.n_down):
       y = nn.Conv(self.width * 2 ** (i + 1), (3, 3), strides=(2, 2),
-                  padding=((1, 1), (1, 1)), kernel_init=_INIT)(y)
+                  padding=((1, 1), (1, 1)), use_bias=False,
+                  kernel_init=_INIT)(y)
       y = nn.relu(instance_norm(y))
     for _ in range(self.n_blocks):
       y = ResnetBlock(self.width * 2 ** self.n_down)(y)
@@ -83,7 +87,8 @@ class ResnetTranslator(nn.Module):
       # PyTorch's ConvTranspose2d(k=3, s=2, padding=1, output_padding=1):
       # pads (1, 2) of the stride-dilated input; H -> 2H.
       y = nn.ConvTranspose(self.width * 2 ** i, (3, 3), strides=(2, 2),
-                           padding=((1, 2), (1, 2)), kernel_init=_INIT)(y)
+                           padding=((1, 2), (1, 2)), use_bias=False,
+                           kernel_init=_INIT)(y)
       y = nn.relu(instance_norm(y))
     y = nn.Conv(self.channels, (7, 7), padding="VALID",
                 kernel_init=_INIT)(reflect_pad(y, 3))

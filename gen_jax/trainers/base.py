@@ -10,6 +10,12 @@ dataset's `DatasetInfo`:
 - `init(key) -> TrainState` and `train_step(state, batch) -> (state,
   metrics)`, with `batch['x']` of shape (batches_per_step, B, ...) and, when
   the dataset has labels, `batch['label']` (batches_per_step, B, ...).
+- Phases (optional): `phase_starts`, the steps at which phase 1, 2, ...
+  begin (SRGAN's pixel-loss pre-training then adversarial fine-tuning;
+  progressive growing). Such a trainer's `train_step(state, batch, phase)`
+  takes the phase as a static argument; the loop compiles one step per
+  phase (`phase_step(p)`) and runs step s (counted from 0) with phase
+  `phase_of(s)`, so a resume lands in the right phase by itself.
 - What evaluators can ask of it (`gen_jax/evaluators/`): `sample(state, key,
   n) -> {'x': (n, ...), 'label': (n,)}` (the label only for conditional
   models), and optionally `held_out(state, batch) -> {name: sum, 'count': n}`
@@ -20,7 +26,9 @@ The non-finite guard (`nonfinite.guarded`) and many seeds
 uses the methods of `Trainer` below.
 """
 
+import bisect
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -127,6 +135,23 @@ class Trainer:
   batches_per_step: int = 1
   conditional: bool = False
   num_runs: int = 1
+  # Steps at which phase 1, 2, ... begin (increasing); () = one phase.
+  phase_starts: tuple[int, ...] = ()
+
+  @property
+  def num_phases(self) -> int:
+    return len(self.phase_starts) + 1
+
+  def phase_of(self, step: int) -> int:
+    """The phase of step `step` (0-based: the step that starts there)."""
+    return bisect.bisect_right(self.phase_starts, step)
+
+  def phase_step(self, phase: int):
+    """`(state, batch) -> (state, metrics)` of one phase: `train_step`
+    with the phase bound (a trainer with one phase: `train_step` itself)."""
+    if not self.phase_starts:
+      return self.train_step
+    return functools.partial(self.train_step, phase=phase)
 
   def root_key(self, seed: int) -> jax.Array:
     return jax.random.key(seed)

@@ -149,6 +149,8 @@ def small(c) -> None:
   m.g_width = m.d_width = 8
   m.g_blocks = 1
   m.d_layers = min(m.d_layers, 2)
+  # Full after half a step of 16: every small run swaps fakes in the pools.
+  c.cyclegan.pool_size = min(c.cyclegan.pool_size, 8)
 
 
 # -- the trainer ---------------------------------------------------------------
