@@ -12,9 +12,11 @@ B->A->B); metrics: eval/fid_ab, eval/fid_ba (domain FIDs of the
 translations) against eval/fid_untranslated (the A images themselves
 against B), and the held-out cycle errors eval/cycle_a, eval/cycle_b.
 
-The paper's settings (`horse2zebra`, any TFDS `cycle_gan/*` pair, e.g.
-`cycle_gan/monet2photo`; needs the i2i TFDS loader): 256 px (random crops
-of 286 px resizes in the paper), a 9-block ResNet generator, the 70x70
+The paper's settings (`horse2zebra`, or any TFDS `cycle_gan/NAME` pair as
+`cycle_gan:NAME`, e.g. `cycle_gan:monet2photo`; prepare it first with
+`python -m gen_jax.prepare_data cycle_gan:horse2zebra`): 256 px (the paper
+trains on random 256 px crops of 286 px resizes, flipped; the loader here
+resizes to 256 px), a 9-block ResNet generator, the 70x70
 PatchGAN (3 layers), instance norm, least squares, lambda 10, identity
 0.5 lambda, pools of 50, Adam 2e-4 (beta1 0.5), batch 1, 200 epochs with the
 rate decayed linearly to 0 over the last 100 (an epoch is the larger
@@ -23,8 +25,9 @@ domain: horse2zebra's 1,334 zebras, so 266,800 steps):
   python -m gen_jax.main --config=configs/cyclegan.py:horse2zebra \
       --workdir=runs/horse2zebra
 
-ARG: `digit_domains` (default), `horse2zebra` or a `cycle_gan/...` TFDS
-name, and optionally `small` (tests).
+ARG: `digit_domains` (default), `horse2zebra` or `cycle_gan:NAME`, and
+optionally `small` (tests). For another pair, set `train.num_steps` to 200
+epochs of its larger training domain (default: 200,000).
 """
 
 from gen_jax import config_lib
@@ -36,7 +39,7 @@ _PAPER_STEPS = {"horse2zebra": 200 * 1_334}
 def get_config(arg=None):
   dataset, small = config_lib.parse_arg(arg, "digit_domains")
   if dataset == "horse2zebra":
-    dataset = "cycle_gan/horse2zebra"
+    dataset = "cycle_gan:horse2zebra"
   c = config_lib.base("cyclegan", dataset)
   if dataset == "digit_domains":
     c.data.image_size = 16
@@ -53,7 +56,7 @@ def get_config(arg=None):
     c.data.image_size = 256
     c.data.batch_size = 1
     c.mesh.num_devices = 1  # batch 1 does not split over devices
-    c.train.num_steps = _PAPER_STEPS.get(dataset.split("/")[-1],
+    c.train.num_steps = _PAPER_STEPS.get(dataset.split(":")[-1],
                                          200 * 1_000)
     c.train.log_every = 100
     c.train.eval_every = 10_000

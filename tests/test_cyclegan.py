@@ -203,7 +203,7 @@ def test_config_errors_are_one_line(change, message, tmp_path):
 
 def test_paper_settings_for_horse2zebra():
   c = load_config("cyclegan", "horse2zebra")
-  assert c.data.name == "cycle_gan/horse2zebra"
+  assert c.data.name == "cycle_gan:horse2zebra"
   assert (c.data.image_size, c.data.batch_size) == (256, 1)
   assert (c.model.g_blocks, c.model.d_layers, c.model.d_norm) == (
       9, 3, "instance")
