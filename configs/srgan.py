@@ -1,7 +1,9 @@
 r"""SRGAN (Ledig et al. 2017): SRResNet generator (residual blocks,
 sub-pixel x2/x4 upsampling), pre-trained on the pixel MSE for
 `srgan.pretrain_steps`, then fine-tuned against a discriminator with
-content loss + 1e-3 * adversarial loss; Adam 1e-4 (beta1 0.9).
+content loss + 1e-3 * adversarial loss; Adam (beta1 0.9), 1e-4 for the
+critic and, here, 3e-4 for the generator (the paper: 1e-4) to fit in CPU
+minutes; 2000 pre-training and 500 adversarial steps.
 
   python -m gen_jax.main --config=configs/srgan.py:digit_superres \
       --workdir=runs/srgan
@@ -31,8 +33,10 @@ def get_config(arg=None):
   c.model.d_width = 32
   c.model.d_layers = 5
   c.model.d_dense = 256
-  c.srgan.pretrain_steps = 1000
-  c.train.num_steps = 2000
+  # The paper's Adam 1e-4 for both; a faster generator here (CPU minutes).
+  c.optim.g_lr = 3e-4
+  c.srgan.pretrain_steps = 2000
+  c.train.num_steps = 2500
   c.train.eval_every = 500
   c.train.checkpoint_every = 500
   c.train.log_every = 50

@@ -19,7 +19,9 @@ dataset's `DatasetInfo`:
 - What evaluators can ask of it (`gen_jax/evaluators/`): `sample(state, key,
   n) -> {'x': (n, ...), 'label': (n,)}` (the label only for conditional
   models), and optionally `held_out(state, batch) -> {name: sum, 'count': n}`
-  for held-out metrics summed over the eval split.
+  for held-out metrics summed over the eval split; an image-to-image trainer
+  (`has_prior = False`) offers `translate(state, cond, key) -> x` instead of
+  `sample` (`trainers/translation.py`).
 
 The non-finite guard (`nonfinite.guarded`) and many seeds
 (`seeds.SeedTrainer`) wrap a trainer and return a trainer; the loop only
