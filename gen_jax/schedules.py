@@ -9,6 +9,11 @@ uses lr/T (linear) or about lr * (pi/T)^2 / 4 (cosine), not 0. The
 optimiser state's update count drives it, so a resumed run continues the
 same curve, unless `train.num_steps` is raised on resume, which stretches
 the rest of it.
+
+`constant_then_linear` is CycleGAN's (Zhu et al. 2017, section 4: "keep the
+same learning rate for the first 100 epochs and linearly decay the rate to
+zero over the next 100"): lr for the first h = T // 2 updates, then update
+t >= h uses lr * (1 - (t - h) / (T - h)).
 """
 
 import jax
@@ -34,6 +39,14 @@ def _linear(lr: float, updates: int) -> optax.ScalarOrSchedule:
 @DECAYS.register("cosine")
 def _cosine(lr: float, updates: int) -> optax.ScalarOrSchedule:
   return optax.cosine_decay_schedule(lr, updates)
+
+
+@DECAYS.register("constant_then_linear")
+def _constant_then_linear(lr: float, updates: int) -> optax.ScalarOrSchedule:
+  hold = updates // 2
+  return optax.join_schedules(
+      [optax.constant_schedule(lr),
+       optax.linear_schedule(lr, 0.0, updates - hold)], [hold])
 
 
 def adam(lr: float, b1: float, b2: float, decay: str, updates: int,

@@ -78,8 +78,12 @@ class SeedTrainer(Wrapper):
   def init(self, keys: jax.Array):
     return jax.vmap(self.inner.init)(keys)
 
-  def sample(self, state, keys: jax.Array, n: int):
-    return jax.vmap(lambda s, k: self.inner.sample(s, k, n))(state, keys)
+  def sample(self, state, keys: jax.Array, n: int, *inputs):
+    """Every seed's samples; `inputs` (held-out examples, for a trainer
+    that `takes_inputs`) are shared by the seeds."""
+    return jax.vmap(lambda s, k, *i: self.inner.sample(s, k, n, *i),
+                    in_axes=(0, 0) + (None,) * len(inputs))(state, keys,
+                                                            *inputs)
 
   # -- layout -------------------------------------------------------------
 

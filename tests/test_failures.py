@@ -97,8 +97,9 @@ def nan_batch(monkeypatch):
 
   def poisoned(self):
     batch = draw(self)
-    if self._count == 5:
-      batch = dict(batch, x=np.full_like(batch["x"], np.nan))
+    if self._count == 5:  # every float array: x, and a translation's cond
+      batch = {k: np.full_like(v, np.nan) if v.dtype.kind == "f" else v
+               for k, v in batch.items()}
     return batch
   monkeypatch.setattr(base.ArrayStream, "__next__", poisoned)
 
@@ -120,13 +121,13 @@ def test_stop_names_the_step_and_saves_nothing_after_it(tmp_path, name,
   assert all_finite(tmp_path) == [2, 4]
 
 
-@pytest.mark.parametrize("name", ["vae", "gan_2d", "srgan"])
+@pytest.mark.parametrize("name", ["vae", "gan_2d", "srgan", "cyclegan"])
 def test_skip_drops_the_bad_update_and_goes_on(tmp_path, name, nan_batch):
   config = small(name, on_nonfinite="skip")
   final = train.train_and_evaluate(config, str(tmp_path))
   records = [r for r in read_metrics(tmp_path) if "skipped" in r]
   assert [(r["step"], r["skipped"]) for r in records] == [(3, 0), (6, 1)]
-  loss = "neg_elbo" if name == "vae" else "d_loss"
+  loss = {"vae": "neg_elbo", "cyclegan": "cycle_a"}.get(name, "d_loss")
   assert all(np.isfinite(r[loss]) for r in records)  # over kept updates
   assert final["step"] == 6
   assert all_finite(tmp_path) == [2, 4, 6]

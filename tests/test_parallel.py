@@ -15,7 +15,8 @@ from gen_jax.errors import ConfigError
 
 NUM_STEPS = 10
 # srgan: its two phases (pre-training, then adversarial) within NUM_STEPS.
-MODELS = ("dcgan", "wgan_gp", "vae", "srgan")
+MODELS = ("dcgan", "wgan_gp", "vae", "srgan",
+          "cyclegan")
 
 
 def small_config(name: str, **mesh):

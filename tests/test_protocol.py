@@ -81,7 +81,7 @@ def test_default_evaluators_suit_the_dataset_and_trainer():
   from gen_jax import train
   names = {n: train.setup(load_config(*n.split(":"))).evaluation.names
            for n in ("vae:small", "gan_2d:ring,small", "cgan:small",
-                     "pix2pix:small", "srgan:small")}
+                     "pix2pix:small", "srgan:small", "cyclegan:small")}
   # The VAE gets the sample FID of the GANs for free.
   assert names["vae:small"] == ["domain", "held_out", "nll", "arithmetic",
                                 "interpolation", "reconstructions",
@@ -92,6 +92,10 @@ def test_default_evaluators_suit_the_dataset_and_trainer():
   # Image-to-image: no prior to sample; held-out metrics and translations.
   assert names["pix2pix:small"] == names["srgan:small"] == [
       "held_out", "translations"]
+  # CycleGAN samples translations of held-out inputs: the sample metrics
+  # apply to them, with its cycle picture and FIDs against the baseline.
+  assert names["cyclegan:small"] == ["domain", "held_out", "translation_fid",
+                                     "cycles", "samples"]
 
 
 def test_wrappers_are_trainers_of_the_same_networks():

@@ -28,6 +28,9 @@ def numpy_adam(grads, lrs, b1=0.9, b2=0.999, eps=1e-8):
     ("constant", lambda t, n: 1.0),
     ("linear", lambda t, n: 1.0 - t / n),
     ("cosine", lambda t, n: 0.5 * (1 + np.cos(np.pi * t / n))),
+    # CycleGAN's: constant for n // 2 updates, then linear to 0.
+    ("constant_then_linear",
+     lambda t, n: 1.0 if t < n // 2 else 1.0 - (t - n // 2) / (n - n // 2)),
 ])
 def test_decay_follows_its_curve(decay, rate):
   lr, n = 0.1, 8

@@ -114,12 +114,13 @@ def test_num_seeds_must_divide_over_the_devices(tmp_path):
   assert not os.listdir(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["vae", "dcgan", "pix2pix"])
+@pytest.mark.parametrize("name", ["vae", "dcgan", "pix2pix", "cyclegan"])
 def test_other_models_train_many_seeds(name, tmp_path):
   c = load_config(name, "small")
   c.train.num_seeds = 8
   final = train.train_and_evaluate(c, str(tmp_path))
-  key = {"vae": "eval/neg_elbo", "pix2pix": "eval/l1"}.get(name, "eval/fid")
+  key = {"vae": "eval/neg_elbo", "pix2pix": "eval/l1",
+         "cyclegan": "eval/fid_ab"}.get(name, "eval/fid")
   assert np.isfinite(final[key])
   assert f"{key}/seed_7" in final and f"{key}_se" in final
   if name == "vae":  # held-out terms are per seed too

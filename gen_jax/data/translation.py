@@ -181,6 +181,7 @@ def digit_domains(cfg) -> UnpairedDataset:
   train = {"x": _scale(thicken_invert(b), vr), "cond": _scale(a, vr)}
   eval_ = {"x": _scale(thicken_invert(b_eval), vr),
            "cond": _scale(a_eval, vr)}
+  # The digit classifier's features give domain FIDs of translations.
   info = _info("digit_domains", train["x"], train["cond"], len(a_eval), vr,
-               False)
+               False, classifier="digits")
   return UnpairedDataset(info, train, eval_)

@@ -10,6 +10,14 @@ codec functions (`encode`, `decode`, `corrupt`, `log_weights`: see
 evaluation, hands every evaluator the outputs of each run, and returns the metrics (`eval/NAME`),
 the pictures and the samples for the loop to write.
 
+A trainer whose samples are functions of data (an image-to-image
+translator) sets `takes_inputs = True`: its `sample(state, key, n, inputs)`
+gets n held-out examples `inputs` (`{'x', 'cond'?, 'label'?}`, the split's
+first n, cycled when it has fewer; a later chunk of `Context.draw` the next
+n), and returns them with its outputs as it sees fit. A trainer whose
+samples hold more than 'x' (and 'label') lists their keys in `sample_keys`
+(`Context.sample_keys`), so evaluators of those outputs know they apply.
+
 Adding one: a function in a module here, registered with
 `@register(name, needs, applies)`, and a test.
 """
@@ -23,13 +31,17 @@ import numpy as np
 from gen_jax import parallel
 from gen_jax.errors import ConfigError
 from gen_jax.evaluators import (  # noqa: F401
-    held_out, inception, latent, pictures, sample_metrics, translation)
+    cycle, held_out, inception, latent, pictures, sample_metrics,
+    translation)
 from gen_jax.evaluators.base import EVALUATORS, Codec, Context, register
 
 __all__ = ["EVALUATORS", "Codec", "Context", "Evaluation", "check_names",
            "register", "resolve", "usable"]
 
 DEFAULT = "default"
+# What the reference and the split keep of an eval batch: the example, its
+# label, and a translation dataset's source image.
+EXAMPLE_KEYS = ("x", "label", "cond")
 TRANSLATIONS = 8  # held-out examples the translation picture shows
 
 
@@ -102,7 +114,8 @@ class Evaluation:
         split=self.split, has_prior=getattr(trainer, "has_prior", True),
         has_codec=hasattr(trainer, "encode"),
         stochastic=getattr(trainer, "stochastic", False),
-        has_translator=hasattr(trainer, "translate"))
+        has_translator=hasattr(trainer, "translate"),
+        sample_keys=tuple(getattr(trainer, "sample_keys", ())))
     self.names = resolve(config.evals, self.ctx)
     for name in self.names:
       if EVALUATORS.get(name).prepare is not None:
@@ -134,7 +147,7 @@ class Evaluation:
                                              process_index=0,
                                              process_count=1):
         keep = batch["mask"] > 0
-        for k in ("x", "label", "cond"):
+        for k in EXAMPLE_KEYS:
           if k in batch:
             parts.setdefault(k, []).append(batch[k][keep])
       self._split = {k: np.concatenate(v) for k, v in parts.items()}
@@ -170,7 +183,7 @@ class Evaluation:
                                              process_index=0,
                                              process_count=1):
         keep = batch["mask"] > 0
-        for k in ("x", "label", "cond"):
+        for k in EXAMPLE_KEYS:
           if k in batch:
             parts.setdefault(k, []).append(batch[k][keep])
         count += int(keep.sum())
@@ -178,6 +191,15 @@ class Evaluation:
           break
       self._reference = {k: np.concatenate(v)[:n] for k, v in parts.items()}
     return self._reference
+
+  def _inputs(self, n: int, chunk: int) -> tuple:
+    """() or, for a trainer that `takes_inputs`, (n held-out examples,):
+    chunk i holds examples i*n .. (i+1)*n - 1 of the split, cycled."""
+    if not getattr(self.trainer, "takes_inputs", False):
+      return ()
+    split = self.split()
+    idx = (np.arange(n) + chunk * n) % len(split["x"])
+    return ({k: v[idx] for k, v in split.items()},)
 
   def _translations(self, state) -> list[dict[str, np.ndarray]]:
     """Per run: the first `TRANSLATIONS` held-out sources `cond`, the
@@ -196,7 +218,7 @@ class Evaluation:
   def _samples(self, state, key) -> list[dict[str, np.ndarray]]:
     num = self.config.train.num_eval_samples
     n = self.trainer.sample_count(num, self.mesh)
-    out = jax.device_get(self.sample(state, key, n))
+    out = jax.device_get(self.sample(state, key, n, *self._inputs(n, 0)))
     return [{k: np.asarray(v)[:num] for k, v in r.items()}
             for r in self.trainer.runs(out)]
 
@@ -210,7 +232,8 @@ class Evaluation:
       if chunk is None:
         i += 1
         chunk = self.trainer.runs(jax.device_get(
-            self.sample(state, _fold_in(key, i), size)))
+            self.sample(state, _fold_in(key, i), size,
+                        *self._inputs(size, i))))
       chunk = [{k: np.asarray(v)[:left] for k, v in r.items()} for r in chunk]
       left -= len(chunk[0]["x"])
       yield chunk

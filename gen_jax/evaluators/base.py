@@ -70,6 +70,9 @@ class Context:
   has_codec: bool = False   # the trainer offers encode/decode (a Codec)
   stochastic: bool = False  # ... with a Gaussian encoder (log_weights)
   has_translator: bool = False  # image-to-image: translate(state, cond, key)
+  # What a sample holds beyond 'x' and 'label' (the trainer's
+  # `sample_keys`; a cycle translator: its sources, cycles, ...).
+  sample_keys: tuple[str, ...] = ()
   step: int = 0
   final: bool = False       # the evaluation after the last step
   metrics: list[dict[str, Any]] = dataclasses.field(default_factory=list)

@@ -35,7 +35,8 @@ from gen_jax.metrics import image_sets
 from gen_jax.metrics import inception as inc
 
 PREFIX = "inception_"
-EMBEDDED_IMAGES = ("digits", "stacked_digits")  # domain metrics suffice
+EMBEDDED_IMAGES = ("digits", "stacked_digits",  # domain metrics suffice
+                   "digit_domains")
 _BATCH = 1000  # images read per reference batch
 
 

@@ -79,7 +79,9 @@ class PatchGAN(nn.Module):
                        f"of at least {2 ** self.n_layers * 3} px; got "
                        f"{x.shape[1]}x{x.shape[2]}")
     pad = ((1, 1), (1, 1))
-    use_bias = self.norm != "batch"
+    # A bias before a norm is cancelled by it (and, its gradient being 0 up
+    # to rounding, Adam turns the rounding into parameter noise).
+    use_bias = self.norm == "none"
     conv = lambda w, s, bias=use_bias: nn.Conv(
         w, (4, 4), (s, s), padding=pad, use_bias=bias, kernel_init=_INIT)
     h = nn.leaky_relu(conv(self.width, 2, True)(x), 0.2)

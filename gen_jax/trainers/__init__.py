@@ -6,7 +6,7 @@ can ask for) is in `base.py`; each family registers itself in
 Adding a family: see docs/design.md.
 """
 
-from gen_jax.trainers import gan, pix2pix, srgan, vae  # noqa: F401
+from gen_jax.trainers import cyclegan, gan, pix2pix, srgan, vae  # noqa: F401
 from gen_jax.trainers.base import TRAINERS, Network, Trainer, TrainState
 
 __all__ = ["TRAINERS", "Network", "Trainer", "TrainState", "create"]
