@@ -21,7 +21,7 @@ import optax
 from gen_jax import losses, objectives, penalties, schedules, tricks, updates
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
-from gen_jax.models import dcgan, mlp
+from gen_jax.models import dcgan, mlp, resnet
 from gen_jax.models.layers import BN_MOMENTUM, D_NORMS
 from gen_jax.models.upsample import UPSAMPLE_IMPLS
 from gen_jax.registry import Registry
@@ -125,6 +125,95 @@ ARCHS.add("mlp", base.ArchSpec(_mlp_defaults, _mlp_build, _mlp_validate,
                                _mlp_small))
 
 
+def _resnet_defaults() -> ml_collections.ConfigDict:
+  """SNGAN's CIFAR-10 ResNet (Miyato et al. 2018, appendix B.4)."""
+  a = ml_collections.ConfigDict()
+  a.g_width = 256
+  # Width multipliers of the 4x4 map and of each block's output; (): all 1.
+  a.g_mult = ()
+  a.g_spectral_norm = False  # BigGAN: True
+  a.shared_dim = 0         # > 0: BigGAN's shared class embedding
+  a.hierarchical = False   # BigGAN's z split over the blocks
+  a.g_attention = 0        # resolution of G's self-attention (0: none)
+  a.d_width = 128
+  a.d_mult = (1, 1, 1, 1)
+  a.d_down = (True, True, False, False)
+  a.d_attention = 0
+  return a
+
+
+def _resnet_validate(config) -> None:
+  a, m = config.model.resnet, config.model
+  positive("config.model.resnet.g_width", a.g_width)
+  positive("config.model.resnet.d_width", a.d_width)
+  at_least("config.model.resnet.shared_dim", a.shared_dim, 0,
+           "0: per-class batch-norm tables")
+  one_of("config.model.d_norm", m.d_norm, ("spectral", "none"))
+  size = config.data.image_size
+  one_of("config.data.image_size", size, resnet.RESOLUTIONS)
+  n = resnet.num_up_blocks(size)
+  if a.g_mult and len(a.g_mult) != n + 1:
+    raise ConfigError(f"config.model.resnet.g_mult={tuple(a.g_mult)} needs "
+                      f"{n + 1} entries at {size} px: the 4x4 map's and each "
+                      "of the generator's blocks'")
+  if not a.d_mult or len(a.d_mult) != len(a.d_down):
+    raise ConfigError(f"config.model.resnet.d_mult={tuple(a.d_mult)} and "
+                      f"d_down={tuple(a.d_down)} need the same, non-zero "
+                      "length (one entry per critic block)")
+  if size // 2 ** sum(map(bool, a.d_down)) < 1:
+    raise ConfigError(f"config.model.resnet.d_down={tuple(a.d_down)} halves "
+                      f"{size} px below 1")
+  g_res = [8 * 2 ** i for i in range(n)]
+  widths = [a.g_width * k for k in (a.g_mult or (1,) * (n + 1))][1:]
+  if a.g_attention and (a.g_attention not in g_res
+                        or widths[g_res.index(a.g_attention)] < 8):
+    raise ConfigError(f"config.model.resnet.g_attention={a.g_attention} "
+                      f"must be 0 or a generator block's resolution "
+                      f"{g_res} (with width >= 8)")
+  d_res = [size // 2 ** sum(map(bool, a.d_down[:i + 1]))
+           for i in range(len(a.d_down))]
+  if a.d_attention and (a.d_attention not in d_res or a.d_attention % 2
+                        or a.d_width * a.d_mult[d_res.index(a.d_attention)]
+                        < 8):
+    raise ConfigError(f"config.model.resnet.d_attention={a.d_attention} "
+                      f"must be 0 or an even critic block resolution "
+                      f"{sorted(set(d_res))} (with width >= 8)")
+  if a.hierarchical and m.noise_dim < n + 1:
+    raise ConfigError(f"config.model.noise_dim={m.noise_dim} is too small to "
+                      f"split over {n + 1} parts (resnet.hierarchical)")
+
+
+def _resnet_small(a) -> None:
+  a.g_width = a.d_width = 8
+
+
+def _resnet_build(config, info: DatasetInfo, num_classes: int,
+                  aux_classes: int, mbstd):
+  a, m = config.model.resnet, config.model
+  if info.kind != "image":
+    raise ConfigError(f"config.model.arch='resnet' needs image data; "
+                      f"{info.name} is {info.kind} (use arch 'mlp')")
+  g = resnet.Generator(resolution=info.example_shape[0],
+                       channels=info.example_shape[-1], width=a.g_width,
+                       mult=tuple(a.g_mult), num_classes=num_classes,
+                       shared_dim=a.shared_dim, hierarchical=a.hierarchical,
+                       spectral_norm=a.g_spectral_norm,
+                       attention=a.g_attention)
+  d = resnet.Discriminator(width=a.d_width, mult=tuple(a.d_mult),
+                           down=tuple(map(bool, a.d_down)), norm=m.d_norm,
+                           attention=a.d_attention, minibatch_std=mbstd,
+                           num_classes=num_classes,
+                           projection=bool(num_classes)
+                           and m.d_cond == "projection",
+                           aux_classes=aux_classes)
+  return g, d
+
+
+ARCHS.add("resnet", base.ArchSpec(_resnet_defaults, _resnet_build,
+                                  _resnet_validate, _resnet_small,
+                                  conditional=True))
+
+
 # -- config: defaults, validation, small -------------------------------------
 
 def model_config(arch: str) -> ml_collections.ConfigDict:
@@ -134,7 +223,7 @@ def model_config(arch: str) -> ml_collections.ConfigDict:
   m.arch = arch
   m.noise_dim = 100
   m.noise = "normal"
-  m.d_norm = "batch" if arch == "dcgan" else "none"
+  m.d_norm = {"dcgan": "batch", "resnet": "spectral"}.get(arch, "none")
   # Minibatch standard deviation (Karras et al. 2018) before the critic's
   # output layer, over groups of minibatch_std_group examples (0: the whole
   # critic batch; ProGAN uses 4).
