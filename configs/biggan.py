@@ -14,7 +14,7 @@ Self-attention (off at CIFAR scale, as in the authors' CIFAR script):
 
 ARG: a dataset name and optionally `small` (tests):
 
-- digits / stacked_digits (16 px): widths 64, n_critic 2, 3,000 steps.
+- digits / stacked_digits (16 px): widths 32, n_critic 2, 2,000 steps.
 - cifar10 (32 px): BigGAN-PyTorch's CIFAR-10 settings (launch_cifar_ema.sh):
   widths 256 (ch 64 x 4) in G and D, batch 50, n_critic 4, Adam 2e-4 for
   both networks with betas (0, 0.999), EMA 0.9999; with the paper's shared
@@ -57,13 +57,13 @@ def get_config(arg=None):
   if c.data.image_size == 16:   # the embedded digits: CPU minutes
     c.data.batch_size = 64
     c.model.noise_dim = 120      # 3 chunks of 40
-    a.g_width = a.d_width = 64
+    a.g_width = a.d_width = 32
     a.shared_dim = 32
     a.d_mult, a.d_down = (1, 1, 1), (True, True, False)
     c.gan.n_critic = 2
     c.gan.ema_decay = 0.999
-    c.train.num_steps = 3000
-    c.train.eval_every = c.train.checkpoint_every = 1000
+    c.train.num_steps = 2000
+    c.train.eval_every = c.train.checkpoint_every = 500
     c.train.num_eval_samples = 1000
   if small:
     config_lib.make_small(c)

@@ -8,8 +8,8 @@ Koyama 2018) is --config.gan.conditional=True on a labelled dataset.
 
 ARG: a dataset name and optionally `small` (tests):
 
-- digits / stacked_digits (16 px, embedded): widths 64 (paper 256/128),
-  n_critic 2 and 3,000 steps, so that a run takes CPU minutes.
+- digits / stacked_digits (16 px, embedded): widths 32 (paper 256/128),
+  n_critic 2 and 2,000 steps, so that a run takes CPU minutes.
 - cifar10 (32 px): Mimicry's SNGAN (Lee & Town 2020): G width 256, D width
   128, D blocks down, down, -, -; batch 64; Adam 2e-4, betas (0, 0.9), both
   networks; n_critic 5; linear decay to 0 over 100K generator steps.
@@ -53,12 +53,12 @@ def get_config(arg=None):
     a.d_width, a.d_mult = 64, (1, 2, 4, 8, 16)
     a.d_down = (True, True, True, True, False)
   elif c.data.image_size == 16:   # the embedded digits: CPU minutes
-    a.g_width = a.d_width = 64
+    a.g_width = a.d_width = 32
     a.d_mult, a.d_down = (1, 1, 1), (True, True, False)
     c.gan.n_critic = 2
     c.optim.decay = "constant"
-    c.train.num_steps = 3000
-    c.train.eval_every = c.train.checkpoint_every = 1000
+    c.train.num_steps = 2000
+    c.train.eval_every = c.train.checkpoint_every = 500
     c.train.num_eval_samples = 1000
   if small:
     config_lib.make_small(c)

@@ -9,8 +9,9 @@ adversarial loss (`config.gan.loss`) for both, the critic's penalty
 (`config.gan.penalty`, lazily every `penalty_every` steps), AC-GAN's
 classifier loss (`config.gan.ac_weight`) and a generator regulariser
 (`config.gan.g_regularizer`). Unrolling and the generator's EMA are wrappers
-around the updates (`updates.py`); packing and instance noise transform every
-batch the critic sees (`tricks.py`).
+around the updates (`updates.py`); DiffAugment (with ADA's adaptive
+probability), instance noise and packing transform every batch the critic
+sees (`augment.py`, `tricks.py`).
 """
 
 import jax
@@ -18,7 +19,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import losses, objectives, penalties, schedules, tricks, updates
+import functools
+
+from gen_jax import (augment, losses, objectives, penalties, schedules,
+                     tricks, updates)
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
 from gen_jax.models import dcgan, mlp, resnet
@@ -261,6 +265,16 @@ def defaults(c: ml_collections.ConfigDict) -> None:
   g.instance_noise = 0.0      # std of Gaussian noise on D's inputs
   g.instance_noise_anneal_steps = 0  # > 0: std falls linearly to 0 by then
   g.label_smoothing = 0.0     # real target 1 - s (cross-entropy losses)
+  # DiffAugment (augment.py) on every critic input, real and fake: a policy
+  # such as 'color,translation,cutout' ('' off), each transform applied with
+  # probability augment_p; with ada_target > 0, ADA's adaptive p, starting
+  # at augment_p (ADA: 0; target 0.6; p moves every ada_interval steps, by
+  # 1 per ada_kimg thousand real images).
+  g.augment = ""
+  g.augment_p = 1.0
+  g.ada_target = 0.0
+  g.ada_interval = 4
+  g.ada_kimg = 500.0
   c.optim = two_adams(2e-4, 0.5, 0.999)
 
 
@@ -297,6 +311,26 @@ def validate(config) -> None:
                         "config.gan.conditional=True (a pack has no single "
                         "label); use pack=1")
   _validate_tricks(config)
+  _validate_augment(config)
+
+
+def _validate_augment(config) -> None:
+  g = config.gan
+  policy = augment.parse_policy(g.augment)
+  low_ok = g.augment_p >= 0 if g.ada_target > 0 else g.augment_p > 0
+  if not (low_ok and g.augment_p <= 1.0):
+    raise ConfigError(f"config.gan.augment_p={g.augment_p!r} must be in "
+                      + ("[0, 1] (ADA's initial p)" if g.ada_target > 0
+                         else "(0, 1]"))
+  if not 0.0 <= g.ada_target < 1.0:
+    raise ConfigError(f"config.gan.ada_target={g.ada_target!r} must be in "
+                      "[0, 1) (0: off; ADA: 0.6)")
+  if g.ada_target > 0 and not policy:
+    raise ConfigError(f"config.gan.ada_target={g.ada_target!r} adapts the "
+                      "probability of config.gan.augment, which is empty "
+                      "(e.g. 'color,translation,cutout')")
+  positive("config.gan.ada_interval", g.ada_interval)
+  positive("config.gan.ada_kimg", g.ada_kimg)
 
 
 def validate_data(config, info: DatasetInfo) -> None:
@@ -308,6 +342,9 @@ def validate_data(config, info: DatasetInfo) -> None:
         f"config.gan.penalty='dragan_compare_gan' clips to images in [-1, 1]; "
         f"{info.name!r} is {info.kind} data in {tuple(info.value_range)} "
         "(use 'dragan')")
+  if config.gan.augment and info.kind != "image":
+    raise ConfigError(f"config.gan.augment={config.gan.augment!r} transforms "
+                      f"images; {info.name!r} is {info.kind} data")
   if config.gan.conditional and num_classes(info) == 0:
     raise ConfigError(
         f"config.gan.conditional=True needs a dataset with one class label "
@@ -395,6 +432,8 @@ class GanTrainer(base.Trainer):
         D: Network(self.discriminator, (x, y), d_tx, {"train": False}),
     }
     self.terms = self._terms()
+    self.policy = augment.parse_policy(g.augment)
+    self.ada = g.ada_target > 0
     self.batches_per_step = g.n_critic
     self.batch_size = config.data.batch_size
     self._g_update = self._generator_update
@@ -457,10 +496,16 @@ class GanTrainer(base.Trainer):
                                   mutable=list(g_state))
     return self.generator.apply(variables, z, labels, train=False), g_state
 
-  def d_input(self, x: jax.Array, key: jax.Array, step: jax.Array):
-    """What the discriminator sees of a batch x (B, ...): x plus instance
-    noise (if on), packed into (B/pack, ..., pack*C)."""
+  def d_input(self, x: jax.Array, key: jax.Array, step: jax.Array,
+              aug_p=None):
+    """What the discriminator sees of a batch x (B, ...): x augmented
+    (`gan.augment`, each transform with probability `aug_p`, default
+    `gan.augment_p`), plus instance noise (if on), packed into
+    (B/pack, ..., pack*C)."""
     g = self.config.gan
+    if self.policy:
+      x = augment.augment(x, jax.random.fold_in(key, 7), self.policy,
+                          g.augment_p if aug_p is None else aug_p)
     if g.instance_noise > 0:
       std = tricks.noise_std(g.instance_noise, g.instance_noise_anneal_steps,
                              step)
@@ -479,13 +524,21 @@ class GanTrainer(base.Trainer):
                                     mutable=list(d_state))
 
   def init(self, key: jax.Array) -> TrainState:
-    return base.init_state(self.networks, key)
+    return base.init_state(
+        self.networks, key,
+        aux=augment.ada_init(self.config.gan.augment_p) if self.ada else None)
+
+  def augment_p(self, state: TrainState):
+    """The augmentation probability of this step: ADA's p, or the fixed
+    `gan.augment_p`."""
+    return state.aux["ada_p"] if self.ada else self.config.gan.augment_p
 
   # -- training -------------------------------------------------------------
 
-  def _d_inputs(self, real, fake, key, step):
+  def _d_inputs(self, real, fake, key, step, aug_p=None):
     k_real, k_fake = jax.random.split(key)
-    return self.d_input(real, k_real, step), self.d_input(fake, k_fake, step)
+    return (self.d_input(real, k_real, step, aug_p),
+            self.d_input(fake, k_fake, step, aug_p))
 
   def _d_objective(self, d_params, d_state, real, fake, real_label,
                    fake_label, key, step):
@@ -510,19 +563,22 @@ class GanTrainer(base.Trainer):
     }
     total, metrics = objectives.objective(self.terms, D, inputs, step)
     metrics.update(d_real=jnp.mean(real_logits), d_fake=jnp.mean(fake_logits))
+    if self.ada:  # ADA's overfitting signal, summed by train_step
+      metrics["ada_sign"] = jnp.mean(jnp.sign(real_logits))
     return total, (d_state, metrics)
 
   def critic_update(self, carry, key, real, fake, real_label, fake_label,
-                    step, tx, penalty_key=None):
+                    step, tx, penalty_key=None, aug_p=None):
     """One critic update on raw real and fake batches.
 
     `carry` is (params, critic state, optimizer state); `key` draws the
     critic's input noise (fold_in 2) and, unless `penalty_key` is given, the
-    penalty's randomness. Returns (new carry, metrics).
+    penalty's randomness; `aug_p` is the augmentation probability. Returns
+    (new carry, metrics).
     """
     params, d_state, opt = carry
     real_in, fake_in = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
-                                      step)
+                                      step, aug_p)
     grads, (d_state, metrics) = jax.grad(self._d_objective, has_aux=True)(
         params, d_state, real_in, fake_in, real_label, fake_label,
         key if penalty_key is None else penalty_key, step)
@@ -539,7 +595,8 @@ class GanTrainer(base.Trainer):
     carry = (state.params[D], state.model_state[D], state.opt_state[D])
     (params, d_state, opt), metrics = self.critic_update(
         carry, key, real, fake, real_label, fake_label, state.step,
-        self.networks[D].optimizer, penalty_key=kp)
+        self.networks[D].optimizer, penalty_key=kp,
+        aug_p=self.augment_p(state))
     return state.replace(
         params={**state.params, D: params},
         model_state={**state.model_state, D: d_state},
@@ -564,22 +621,25 @@ class GanTrainer(base.Trainer):
                                   train=True)
     d_params, d_state = state.params[D], state.model_state[D]
     inputs = {"params": g_params, "fake_label": labels, "key": key}
+    aug_p = self.augment_p(state)
     if self.config.gan.unroll_steps > 0:
-      look_ahead = updates.unroll(self.critic_update,
-                                  self.config.gan.unroll_steps)
+      look_ahead = updates.unroll(
+          functools.partial(self.critic_update, aug_p=aug_p),
+          self.config.gan.unroll_steps)
       d_params, ahead_state, _ = look_ahead(
           (d_params, d_state, state.opt_state[D]),
           jax.random.fold_in(key, 3), real, fake, real_label, labels,
           state.step, self.unroll_tx)
       real_in, fake_in = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
-                                        state.step)
+                                        state.step, aug_p)
       real_out, ahead_state = self.critic(d_params, ahead_state, real_in,
                                           real_label)
       fake_out, _ = self.critic(d_params, ahead_state, fake_in, labels)
       inputs["real_logits"] = _logits(real_out)[0]
       new_d_state = d_state  # the look-ahead is not an update of the critic
     else:
-      fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step)
+      fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step,
+                             aug_p)
       fake_out, new_d_state = self.critic(d_params, d_state, fake_in, labels)
     inputs["fake_logits"], inputs["fake_class_logits"] = _logits(fake_out)
     total, metrics = objectives.objective(self.terms, G, inputs, state.step)
@@ -609,6 +669,9 @@ class GanTrainer(base.Trainer):
     for i in range(self.batches_per_step):
       state, m = self.critic_step(state, batch["x"][i], label(i),
                                    critic_keys[i])
+      if self.ada:
+        state = state.replace(aux=augment.ada_accumulate(
+            state.aux, m.pop("ada_sign"), batch["x"].shape[1]))
       d_metrics.append(m)
     state, g_metrics = self._g_update(state, jax.random.fold_in(key, 1),
                                       batch["x"][-1], label(-1))
@@ -616,6 +679,13 @@ class GanTrainer(base.Trainer):
     metrics.update(g_metrics)
     if self.loss.estimates_distance:
       metrics["w_distance"] = metrics["d_real"] - metrics["d_fake"]
+    if self.ada:
+      g = self.config.gan
+      metrics.update(ada_p=state.aux["ada_p"], ada_rt=augment.ada_rt(
+          state.aux))
+      state = state.replace(aux=augment.ada_update(
+          state.aux, state.step, g.ada_interval, g.ada_target,
+          self.batches_per_step * batch["x"].shape[1], g.ada_kimg))
     return state.replace(step=state.step + 1), metrics
 
   # -- what evaluators can ask for ----------------------------------------------
