@@ -178,7 +178,8 @@ def test_ada_p_is_checkpointed_and_a_resume_keeps_it(tmp_path):
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"augment": "color,flip"}, "config.gan.augment: 'flip'"),
+    ({"augment": "color,flip"}, "config.gan.augment='flip' is not one of: "
+     "color, cutout, translation"),
     ({"ada_target": 0.6}, "config.gan.ada_target=0.6 adapts the probability "
      "of config.gan.augment, which is empty"),
     ({"augment": "color", "augment_p": 0.0},
