@@ -47,6 +47,16 @@ D_COND = ("projection", "none")
 
 ARCHS: Registry[base.ArchSpec] = Registry("config.model.arch")
 
+# config.model.compute_dtype: the dtype of the networks' activations and
+# matrix products. Parameters, optimizer states, batch-norm statistics,
+# logits and losses stay float32 (Flax `dtype=` with `param_dtype` float32).
+COMPUTE_DTYPES = ("float32", "bfloat16")
+MIXED_PRECISION_ARCHS = ("dcgan", "resnet")
+
+
+def compute_dtype(config):
+  return jnp.dtype(config.model.compute_dtype)
+
 
 def _dcgan_defaults() -> ml_collections.ConfigDict:
   a = ml_collections.ConfigDict()
@@ -75,8 +85,10 @@ def _dcgan_build(config, info: DatasetInfo, num_classes: int,
                       f"{info.name} is {info.kind} (use arch 'mlp')")
   g = dcgan.Generator(resolution=info.example_shape[0],
                       channels=info.example_shape[-1], width=a.g_width,
-                      upsample=a.upsample, num_classes=num_classes)
+                      upsample=a.upsample, num_classes=num_classes,
+                      dtype=compute_dtype(config))
   d = dcgan.Discriminator(width=a.d_width, norm=m.d_norm, minibatch_std=mbstd,
+                          dtype=compute_dtype(config),
                           num_classes=num_classes,
                           projection=bool(num_classes)
                           and m.d_cond == "projection",
@@ -202,14 +214,15 @@ def _resnet_build(config, info: DatasetInfo, num_classes: int,
                        mult=tuple(a.g_mult), num_classes=num_classes,
                        shared_dim=a.shared_dim, hierarchical=a.hierarchical,
                        spectral_norm=a.g_spectral_norm,
-                       attention=a.g_attention)
+                       attention=a.g_attention, dtype=compute_dtype(config))
   d = resnet.Discriminator(width=a.d_width, mult=tuple(a.d_mult),
                            down=tuple(map(bool, a.d_down)), norm=m.d_norm,
                            attention=a.d_attention, minibatch_std=mbstd,
                            num_classes=num_classes,
                            projection=bool(num_classes)
                            and m.d_cond == "projection",
-                           aux_classes=aux_classes)
+                           aux_classes=aux_classes,
+                           dtype=compute_dtype(config))
   return g, d
 
 
@@ -234,6 +247,7 @@ def model_config(arch: str) -> ml_collections.ConfigDict:
   m.minibatch_std = False
   m.minibatch_std_group = 0
   m.d_cond = "projection"  # conditional: how the critic uses the label
+  m.compute_dtype = "float32"  # or bfloat16 (COMPUTE_DTYPES)
   m[arch] = ARCHS.get(arch).defaults()
   return m
 
@@ -287,6 +301,11 @@ def validate(config) -> None:
   NOISE.get(m.noise)
   one_of("config.model.d_norm", m.d_norm, D_NORMS)
   one_of("config.model.d_cond", m.d_cond, D_COND)
+  one_of("config.model.compute_dtype", m.compute_dtype, COMPUTE_DTYPES)
+  if m.compute_dtype != "float32" and m.arch not in MIXED_PRECISION_ARCHS:
+    raise ConfigError(f"config.model.compute_dtype={m.compute_dtype!r}: "
+                      f"arch {m.arch!r} computes in float32 only; "
+                      f"mixed precision: {', '.join(MIXED_PRECISION_ARCHS)}")
   positive("config.gan.n_critic", g.n_critic)
   positive("config.gan.penalty_every", g.penalty_every)
   positive("config.model.noise_dim", m.noise_dim)
