@@ -70,4 +70,5 @@ def get_config(arg=None):
     c.train.num_eval_samples = 1000
   if small:
     config_lib.make_small(c)
+    c.gan.n_critic = 2  # still several critic updates, compiled in less time
   return c
