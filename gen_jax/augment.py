@@ -22,10 +22,10 @@ probability p (ADA's per-transform skipping; DiffAugment is p = 1).
 ADA (Karras et al. 2020, "Training Generative Adversarial Networks with
 Limited Data", section 3): p starts at 0 (`config.gan.augment_p`) and
 every `interval` steps moves by sign(r_t - target) * (images seen in the
-interval) / (kimg * 1000), where r_t = E[sign(D(real))] over the interval's real batches; r_t above the
-target (0.6) means the critic is overfitting. Here ADA's p drives the
-DiffAugment transforms above, not ADA's own 18-transform pipeline. p and the
-running sums live in `TrainState.aux` (`ADA_KEYS`), so they are
+interval) / (kimg * 1000), where r_t = E[sign(D(real))] over the
+interval's real batches; r_t above the target (0.6) means the critic is
+overfitting. Here ADA's p drives the DiffAugment transforms above, not
+ADA's own 18-transform pipeline. p and the running sums live in `TrainState.aux` (`ADA_KEYS`), so they are
 checkpointed and a resume goes on from them.
 """
 
