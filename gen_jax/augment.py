@@ -25,8 +25,9 @@ every `interval` steps moves by sign(r_t - target) * (images seen in the
 interval) / (kimg * 1000), where r_t = E[sign(D(real))] over the
 interval's real batches; r_t above the target (0.6) means the critic is
 overfitting. Here ADA's p drives the DiffAugment transforms above, not
-ADA's own 18-transform pipeline. p and the running sums live in `TrainState.aux` (`ADA_KEYS`), so they are
-checkpointed and a resume goes on from them.
+ADA's own 18-transform pipeline. p and the running sums live in
+`TrainState.aux` (`ADA_KEYS`), so they are checkpointed and a resume goes
+on from them.
 """
 
 from collections.abc import Callable
