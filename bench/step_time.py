@@ -3,6 +3,8 @@ importable, so that two versions of the code can be compared on one machine.
 
   PYTHONPATH=. python bench/step_time.py --json=new.json
   PYTHONPATH=/path/to/old/checkout python bench/step_time.py --json=old.json
+  PYTHONPATH=. python bench/step_time.py --cases=dcgan:digits,sngan:digits \
+      --set=model.compute_dtype=bfloat16 --json=bf16.json
 
 For each config (on the embedded data, one CPU device): the step the loop
 compiles (with the non-finite guard and the run's shardings), on one real
@@ -68,10 +70,28 @@ def structure(step, state, batch) -> dict:
           "fusions": hlo.count(" fusion("), "hlo_lines": hlo.count("\n")}
 
 
-def time_case(case: str, steps: int) -> dict:
+def override(config, assignments: str) -> None:
+  """'model.compute_dtype=bfloat16,gan.n_critic=1' -> set those fields (the
+  value parsed as a Python literal when it is one)."""
+  import ast
+  for item in filter(None, assignments.split(",")):
+    path, value = item.split("=", 1)
+    try:
+      value = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      pass
+    *groups, field = path.split(".")
+    node = config
+    for g in groups:
+      node = node[g]
+    node[field] = value
+
+
+def time_case(case: str, steps: int, assignments: str = "") -> dict:
   name, arg = case.split(":")
   config = load_config(name, arg)
   config.mesh.num_devices = 1
+  override(config, assignments)
   step, state, batch = compiled_step(config)
   shape = structure(step, state, batch)
   for _ in range(3):
@@ -93,8 +113,12 @@ def main() -> None:
   parser.add_argument("--cases", default=",".join(CASES))
   parser.add_argument("--steps", type=int, default=30)
   parser.add_argument("--json", required=True)
+  parser.add_argument("--set", default="",
+                      help="config fields for every case: a.b=v,c.d=w")
   args = parser.parse_args()
-  out = {case: time_case(case, args.steps) for case in args.cases.split(",")}
+  out = {case: time_case(case, args.steps, args.set)
+         for case in args.cases.split(",")}
+  out["set"] = args.set
   out["load"] = os.getloadavg()[0]
   with open(args.json, "w") as f:
     json.dump(out, f, indent=1)

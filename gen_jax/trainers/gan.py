@@ -9,8 +9,9 @@ adversarial loss (`config.gan.loss`) for both, the critic's penalty
 (`config.gan.penalty`, lazily every `penalty_every` steps), AC-GAN's
 classifier loss (`config.gan.ac_weight`) and a generator regulariser
 (`config.gan.g_regularizer`). Unrolling and the generator's EMA are wrappers
-around the updates (`updates.py`); packing and instance noise transform every
-batch the critic sees (`tricks.py`).
+around the updates (`updates.py`); DiffAugment (with ADA's adaptive
+probability), instance noise and packing transform every batch the critic
+sees (`augment.py`, `tricks.py`).
 """
 
 import jax
@@ -18,10 +19,13 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax import losses, objectives, penalties, schedules, tricks, updates
+import functools
+
+from gen_jax import (augment, losses, objectives, penalties, schedules,
+                     tricks, updates)
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
-from gen_jax.models import dcgan, mlp
+from gen_jax.models import dcgan, mlp, resnet
 from gen_jax.models.layers import BN_MOMENTUM, D_NORMS
 from gen_jax.models.upsample import UPSAMPLE_IMPLS
 from gen_jax.registry import Registry
@@ -42,6 +46,16 @@ D_COND = ("projection", "none")
 # -- architectures: each owns config.model.<name> ----------------------------
 
 ARCHS: Registry[base.ArchSpec] = Registry("config.model.arch")
+
+# config.model.compute_dtype: the dtype of the networks' activations and
+# matrix products. Parameters, optimizer states, batch-norm statistics,
+# logits and losses stay float32 (Flax `dtype=` with `param_dtype` float32).
+COMPUTE_DTYPES = ("float32", "bfloat16")
+MIXED_PRECISION_ARCHS = ("dcgan", "resnet")
+
+
+def compute_dtype(config):
+  return jnp.dtype(config.model.compute_dtype)
 
 
 def _dcgan_defaults() -> ml_collections.ConfigDict:
@@ -71,8 +85,10 @@ def _dcgan_build(config, info: DatasetInfo, num_classes: int,
                       f"{info.name} is {info.kind} (use arch 'mlp')")
   g = dcgan.Generator(resolution=info.example_shape[0],
                       channels=info.example_shape[-1], width=a.g_width,
-                      upsample=a.upsample, num_classes=num_classes)
+                      upsample=a.upsample, num_classes=num_classes,
+                      dtype=compute_dtype(config))
   d = dcgan.Discriminator(width=a.d_width, norm=m.d_norm, minibatch_std=mbstd,
+                          dtype=compute_dtype(config),
                           num_classes=num_classes,
                           projection=bool(num_classes)
                           and m.d_cond == "projection",
@@ -125,6 +141,96 @@ ARCHS.add("mlp", base.ArchSpec(_mlp_defaults, _mlp_build, _mlp_validate,
                                _mlp_small))
 
 
+def _resnet_defaults() -> ml_collections.ConfigDict:
+  """SNGAN's CIFAR-10 ResNet (Miyato et al. 2018, appendix B.4)."""
+  a = ml_collections.ConfigDict()
+  a.g_width = 256
+  # Width multipliers of the 4x4 map and of each block's output; (): all 1.
+  a.g_mult = ()
+  a.g_spectral_norm = False  # BigGAN: True
+  a.shared_dim = 0         # > 0: BigGAN's shared class embedding
+  a.hierarchical = False   # BigGAN's z split over the blocks
+  a.g_attention = 0        # resolution of G's self-attention (0: none)
+  a.d_width = 128
+  a.d_mult = (1, 1, 1, 1)
+  a.d_down = (True, True, False, False)
+  a.d_attention = 0
+  return a
+
+
+def _resnet_validate(config) -> None:
+  a, m = config.model.resnet, config.model
+  positive("config.model.resnet.g_width", a.g_width)
+  positive("config.model.resnet.d_width", a.d_width)
+  at_least("config.model.resnet.shared_dim", a.shared_dim, 0,
+           "0: per-class batch-norm tables")
+  one_of("config.model.d_norm", m.d_norm, ("spectral", "none"))
+  size = config.data.image_size
+  one_of("config.data.image_size", size, resnet.RESOLUTIONS)
+  n = resnet.num_up_blocks(size)
+  if a.g_mult and len(a.g_mult) != n + 1:
+    raise ConfigError(f"config.model.resnet.g_mult={tuple(a.g_mult)} needs "
+                      f"{n + 1} entries at {size} px: the 4x4 map's and each "
+                      "of the generator's blocks'")
+  if not a.d_mult or len(a.d_mult) != len(a.d_down):
+    raise ConfigError(f"config.model.resnet.d_mult={tuple(a.d_mult)} and "
+                      f"d_down={tuple(a.d_down)} need the same, non-zero "
+                      "length (one entry per critic block)")
+  if size // 2 ** sum(map(bool, a.d_down)) < 1:
+    raise ConfigError(f"config.model.resnet.d_down={tuple(a.d_down)} halves "
+                      f"{size} px below 1")
+  g_res = [8 * 2 ** i for i in range(n)]
+  widths = [a.g_width * k for k in (a.g_mult or (1,) * (n + 1))][1:]
+  if a.g_attention and (a.g_attention not in g_res
+                        or widths[g_res.index(a.g_attention)] < 8):
+    raise ConfigError(f"config.model.resnet.g_attention={a.g_attention} "
+                      f"must be 0 or a generator block's resolution "
+                      f"{g_res} (with width >= 8)")
+  d_res = [size // 2 ** sum(map(bool, a.d_down[:i + 1]))
+           for i in range(len(a.d_down))]
+  if a.d_attention and (a.d_attention not in d_res or a.d_attention % 2
+                        or a.d_width * a.d_mult[d_res.index(a.d_attention)]
+                        < 8):
+    raise ConfigError(f"config.model.resnet.d_attention={a.d_attention} "
+                      f"must be 0 or an even critic block resolution "
+                      f"{sorted(set(d_res))} (with width >= 8)")
+  if a.hierarchical and m.noise_dim < n + 1:
+    raise ConfigError(f"config.model.noise_dim={m.noise_dim} is too small to "
+                      f"split over {n + 1} parts (resnet.hierarchical)")
+
+
+def _resnet_small(a) -> None:
+  a.g_width = a.d_width = 8
+
+
+def _resnet_build(config, info: DatasetInfo, num_classes: int,
+                  aux_classes: int, mbstd):
+  a, m = config.model.resnet, config.model
+  if info.kind != "image":
+    raise ConfigError(f"config.model.arch='resnet' needs image data; "
+                      f"{info.name} is {info.kind} (use arch 'mlp')")
+  g = resnet.Generator(resolution=info.example_shape[0],
+                       channels=info.example_shape[-1], width=a.g_width,
+                       mult=tuple(a.g_mult), num_classes=num_classes,
+                       shared_dim=a.shared_dim, hierarchical=a.hierarchical,
+                       spectral_norm=a.g_spectral_norm,
+                       attention=a.g_attention, dtype=compute_dtype(config))
+  d = resnet.Discriminator(width=a.d_width, mult=tuple(a.d_mult),
+                           down=tuple(map(bool, a.d_down)), norm=m.d_norm,
+                           attention=a.d_attention, minibatch_std=mbstd,
+                           num_classes=num_classes,
+                           projection=bool(num_classes)
+                           and m.d_cond == "projection",
+                           aux_classes=aux_classes,
+                           dtype=compute_dtype(config))
+  return g, d
+
+
+ARCHS.add("resnet", base.ArchSpec(_resnet_defaults, _resnet_build,
+                                  _resnet_validate, _resnet_small,
+                                  conditional=True))
+
+
 # -- config: defaults, validation, small -------------------------------------
 
 def model_config(arch: str) -> ml_collections.ConfigDict:
@@ -134,13 +240,14 @@ def model_config(arch: str) -> ml_collections.ConfigDict:
   m.arch = arch
   m.noise_dim = 100
   m.noise = "normal"
-  m.d_norm = "batch" if arch == "dcgan" else "none"
+  m.d_norm = {"dcgan": "batch", "resnet": "spectral"}.get(arch, "none")
   # Minibatch standard deviation (Karras et al. 2018) before the critic's
   # output layer, over groups of minibatch_std_group examples (0: the whole
   # critic batch; ProGAN uses 4).
   m.minibatch_std = False
   m.minibatch_std_group = 0
   m.d_cond = "projection"  # conditional: how the critic uses the label
+  m.compute_dtype = "float32"  # or bfloat16 (COMPUTE_DTYPES)
   m[arch] = ARCHS.get(arch).defaults()
   return m
 
@@ -173,6 +280,16 @@ def defaults(c: ml_collections.ConfigDict) -> None:
   g.instance_noise = 0.0      # std of Gaussian noise on D's inputs
   g.instance_noise_anneal_steps = 0  # > 0: std falls linearly to 0 by then
   g.label_smoothing = 0.0     # real target 1 - s (cross-entropy losses)
+  # DiffAugment (augment.py) on every critic input, real and fake: a policy
+  # such as 'color,translation,cutout' ('' off), each transform applied with
+  # probability augment_p; with ada_target > 0, ADA's adaptive p, starting
+  # at augment_p (ADA: 0; target 0.6; p moves every ada_interval steps, by
+  # 1 per ada_kimg thousand real images).
+  g.augment = ""
+  g.augment_p = 1.0
+  g.ada_target = 0.0
+  g.ada_interval = 4
+  g.ada_kimg = 500.0
   c.optim = two_adams(2e-4, 0.5, 0.999)
 
 
@@ -185,6 +302,11 @@ def validate(config) -> None:
   NOISE.get(m.noise)
   one_of("config.model.d_norm", m.d_norm, D_NORMS)
   one_of("config.model.d_cond", m.d_cond, D_COND)
+  one_of("config.model.compute_dtype", m.compute_dtype, COMPUTE_DTYPES)
+  if m.compute_dtype != "float32" and m.arch not in MIXED_PRECISION_ARCHS:
+    raise ConfigError(f"config.model.compute_dtype={m.compute_dtype!r}: "
+                      f"arch {m.arch!r} computes in float32 only; "
+                      f"mixed precision: {', '.join(MIXED_PRECISION_ARCHS)}")
   positive("config.gan.n_critic", g.n_critic)
   positive("config.gan.penalty_every", g.penalty_every)
   positive("config.model.noise_dim", m.noise_dim)
@@ -210,6 +332,26 @@ def validate(config) -> None:
                         "config.gan.conditional=True (a pack has no single "
                         "label); use pack=1")
   _validate_tricks(config)
+  _validate_augment(config)
+
+
+def _validate_augment(config) -> None:
+  g = config.gan
+  policy = augment.parse_policy(g.augment)
+  low_ok = g.augment_p >= 0 if g.ada_target > 0 else g.augment_p > 0
+  if not (low_ok and g.augment_p <= 1.0):
+    raise ConfigError(f"config.gan.augment_p={g.augment_p!r} must be in "
+                      + ("[0, 1] (ADA's initial p)" if g.ada_target > 0
+                         else "(0, 1]"))
+  if not 0.0 <= g.ada_target < 1.0:
+    raise ConfigError(f"config.gan.ada_target={g.ada_target!r} must be in "
+                      "[0, 1) (0: off; ADA: 0.6)")
+  if g.ada_target > 0 and not policy:
+    raise ConfigError(f"config.gan.ada_target={g.ada_target!r} adapts the "
+                      "probability of config.gan.augment, which is empty "
+                      "(e.g. 'color,translation,cutout')")
+  positive("config.gan.ada_interval", g.ada_interval)
+  positive("config.gan.ada_kimg", g.ada_kimg)
 
 
 def validate_data(config, info: DatasetInfo) -> None:
@@ -221,6 +363,9 @@ def validate_data(config, info: DatasetInfo) -> None:
         f"config.gan.penalty='dragan_compare_gan' clips to images in [-1, 1]; "
         f"{info.name!r} is {info.kind} data in {tuple(info.value_range)} "
         "(use 'dragan')")
+  if config.gan.augment and info.kind != "image":
+    raise ConfigError(f"config.gan.augment={config.gan.augment!r} transforms "
+                      f"images; {info.name!r} is {info.kind} data")
   if config.gan.conditional and num_classes(info) == 0:
     raise ConfigError(
         f"config.gan.conditional=True needs a dataset with one class label "
@@ -311,6 +456,8 @@ class GanTrainer(base.Trainer):
         D: Network(self.discriminator, (x, y), d_tx, {"train": False}),
     }
     self.terms = self._terms()
+    self.policy = augment.parse_policy(g.augment)
+    self.ada = g.ada_target > 0
     self.batches_per_step = g.n_critic
     self.batch_size = config.data.batch_size
     self._g_update = self._generator_update
@@ -373,10 +520,16 @@ class GanTrainer(base.Trainer):
                                   mutable=list(g_state))
     return self.generator.apply(variables, z, labels, train=False), g_state
 
-  def d_input(self, x: jax.Array, key: jax.Array, step: jax.Array):
-    """What the discriminator sees of a batch x (B, ...): x plus instance
-    noise (if on), packed into (B/pack, ..., pack*C)."""
+  def d_input(self, x: jax.Array, key: jax.Array, step: jax.Array,
+              aug_p=None):
+    """What the discriminator sees of a batch x (B, ...): x augmented
+    (`gan.augment`, each transform with probability `aug_p`, default
+    `gan.augment_p`), plus instance noise (if on), packed into
+    (B/pack, ..., pack*C)."""
     g = self.config.gan
+    if self.policy:
+      x = augment.augment(x, jax.random.fold_in(key, 7), self.policy,
+                          g.augment_p if aug_p is None else aug_p)
     if g.instance_noise > 0:
       std = tricks.noise_std(g.instance_noise, g.instance_noise_anneal_steps,
                              step)
@@ -395,13 +548,21 @@ class GanTrainer(base.Trainer):
                                     mutable=list(d_state))
 
   def init(self, key: jax.Array) -> TrainState:
-    return base.init_state(self.networks, key)
+    return base.init_state(
+        self.networks, key,
+        aux=augment.ada_init(self.config.gan.augment_p) if self.ada else None)
+
+  def augment_p(self, state: TrainState):
+    """The augmentation probability of this step: ADA's p, or the fixed
+    `gan.augment_p`."""
+    return state.aux["ada_p"] if self.ada else self.config.gan.augment_p
 
   # -- training -------------------------------------------------------------
 
-  def _d_inputs(self, real, fake, key, step):
+  def _d_inputs(self, real, fake, key, step, aug_p=None):
     k_real, k_fake = jax.random.split(key)
-    return self.d_input(real, k_real, step), self.d_input(fake, k_fake, step)
+    return (self.d_input(real, k_real, step, aug_p),
+            self.d_input(fake, k_fake, step, aug_p))
 
   def _d_objective(self, d_params, d_state, real, fake, real_label,
                    fake_label, key, step):
@@ -426,19 +587,22 @@ class GanTrainer(base.Trainer):
     }
     total, metrics = objectives.objective(self.terms, D, inputs, step)
     metrics.update(d_real=jnp.mean(real_logits), d_fake=jnp.mean(fake_logits))
+    if self.ada:  # ADA's overfitting signal, summed by train_step
+      metrics["ada_sign"] = jnp.mean(jnp.sign(real_logits))
     return total, (d_state, metrics)
 
   def critic_update(self, carry, key, real, fake, real_label, fake_label,
-                    step, tx, penalty_key=None):
+                    step, tx, penalty_key=None, aug_p=None):
     """One critic update on raw real and fake batches.
 
     `carry` is (params, critic state, optimizer state); `key` draws the
     critic's input noise (fold_in 2) and, unless `penalty_key` is given, the
-    penalty's randomness. Returns (new carry, metrics).
+    penalty's randomness; `aug_p` is the augmentation probability. Returns
+    (new carry, metrics).
     """
     params, d_state, opt = carry
     real_in, fake_in = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
-                                      step)
+                                      step, aug_p)
     grads, (d_state, metrics) = jax.grad(self._d_objective, has_aux=True)(
         params, d_state, real_in, fake_in, real_label, fake_label,
         key if penalty_key is None else penalty_key, step)
@@ -455,7 +619,8 @@ class GanTrainer(base.Trainer):
     carry = (state.params[D], state.model_state[D], state.opt_state[D])
     (params, d_state, opt), metrics = self.critic_update(
         carry, key, real, fake, real_label, fake_label, state.step,
-        self.networks[D].optimizer, penalty_key=kp)
+        self.networks[D].optimizer, penalty_key=kp,
+        aug_p=self.augment_p(state))
     return state.replace(
         params={**state.params, D: params},
         model_state={**state.model_state, D: d_state},
@@ -480,22 +645,25 @@ class GanTrainer(base.Trainer):
                                   train=True)
     d_params, d_state = state.params[D], state.model_state[D]
     inputs = {"params": g_params, "fake_label": labels, "key": key}
+    aug_p = self.augment_p(state)
     if self.config.gan.unroll_steps > 0:
-      look_ahead = updates.unroll(self.critic_update,
-                                  self.config.gan.unroll_steps)
+      look_ahead = updates.unroll(
+          functools.partial(self.critic_update, aug_p=aug_p),
+          self.config.gan.unroll_steps)
       d_params, ahead_state, _ = look_ahead(
           (d_params, d_state, state.opt_state[D]),
           jax.random.fold_in(key, 3), real, fake, real_label, labels,
           state.step, self.unroll_tx)
       real_in, fake_in = self._d_inputs(real, fake, jax.random.fold_in(key, 2),
-                                        state.step)
+                                        state.step, aug_p)
       real_out, ahead_state = self.critic(d_params, ahead_state, real_in,
                                           real_label)
       fake_out, _ = self.critic(d_params, ahead_state, fake_in, labels)
       inputs["real_logits"] = _logits(real_out)[0]
       new_d_state = d_state  # the look-ahead is not an update of the critic
     else:
-      fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step)
+      fake_in = self.d_input(fake, jax.random.fold_in(key, 2), state.step,
+                             aug_p)
       fake_out, new_d_state = self.critic(d_params, d_state, fake_in, labels)
     inputs["fake_logits"], inputs["fake_class_logits"] = _logits(fake_out)
     total, metrics = objectives.objective(self.terms, G, inputs, state.step)
@@ -525,6 +693,9 @@ class GanTrainer(base.Trainer):
     for i in range(self.batches_per_step):
       state, m = self.critic_step(state, batch["x"][i], label(i),
                                    critic_keys[i])
+      if self.ada:
+        state = state.replace(aux=augment.ada_accumulate(
+            state.aux, m.pop("ada_sign"), batch["x"].shape[1]))
       d_metrics.append(m)
     state, g_metrics = self._g_update(state, jax.random.fold_in(key, 1),
                                       batch["x"][-1], label(-1))
@@ -532,6 +703,13 @@ class GanTrainer(base.Trainer):
     metrics.update(g_metrics)
     if self.loss.estimates_distance:
       metrics["w_distance"] = metrics["d_real"] - metrics["d_fake"]
+    if self.ada:
+      g = self.config.gan
+      metrics.update(ada_p=state.aux["ada_p"], ada_rt=augment.ada_rt(
+          state.aux))
+      state = state.replace(aux=augment.ada_update(
+          state.aux, state.step, g.ada_interval, g.ada_target,
+          self.batches_per_step * batch["x"].shape[1], g.ada_kimg))
     return state.replace(step=state.step + 1), metrics
 
   # -- what evaluators can ask for ----------------------------------------------
