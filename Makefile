@@ -19,7 +19,7 @@ demo: install
 	@echo "samples: $(WORKDIR)/samples/  metrics: $(WORKDIR)/metrics.jsonl"
 
 test: install
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --durations=25 tests
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

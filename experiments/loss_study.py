@@ -164,7 +164,21 @@ def collect(args) -> list[dict]:
                      "fid": float(score) if ok else float("inf"),
                      "summary": {k: v for k, v in t["summary"].items()
                                  if k.startswith("eval/")}})
-  return rows
+  return equal_budget(rows)
+
+
+def equal_budget(rows: list[dict]) -> list[dict]:
+  """Per dataset, the first n done trials of every loss, n the fewest any
+  loss has: a study stopped mid-round still compares equal budgets."""
+  out = []
+  for dataset in dict.fromkeys(r["dataset"] for r in rows):
+    mine = [r for r in rows if r["dataset"] == dataset]
+    by_variant = {}
+    for r in sorted(mine, key=lambda r: r["trial"]):
+      by_variant.setdefault(r["variant"], []).append(r)
+    n = min(len(v) for v in by_variant.values())
+    out += [r for v in by_variant.values() for r in v[:n]]
+  return out
 
 
 def best_after(scores: np.ndarray, k: int, rng: np.random.Generator,

@@ -90,13 +90,14 @@ def fake_sweep(args, variant, scores, statuses=None):
 def test_report_counts_failures_and_skips_unfinished_trials(args):
   args.variants = ["NS GAN", "WGAN"]
   fake_sweep(args, "NS GAN", [30.0, 10.0, 20.0, float("nan")])
-  fake_sweep(args, "WGAN", [50.0, None, 40.0],
-             ["finished", "failed", "running"])
+  fake_sweep(args, "WGAN", [50.0, None, 40.0, 45.0, None],
+             ["finished", "failed", "finished", "finished", "running"])
   rows = ls.collect(args)
   ns = [r["fid"] for r in rows if r["variant"] == "NS GAN"]
   assert ns[:3] == [30.0, 10.0, 20.0] and math.isinf(ns[3])  # nan: failed
   wgan = [r for r in rows if r["variant"] == "WGAN"]
-  assert [r["status"] for r in wgan] == ["finished", "failed"]  # no running
+  assert [r["status"] for r in wgan] == [
+      "finished", "failed", "finished", "finished"]  # not the running one
   summary = ls.write_results(rows, args)
   s = summary["digits", "NS GAN"]
   assert (s["n"], s["failed"], s["best"]) == (4, 1, 10.0)
@@ -119,3 +120,13 @@ def test_bad_flags_name_what_is_allowed(capsys):
   assert "bogus not among" in capsys.readouterr().err
   with pytest.raises(SystemExit):
     ls.parse_args(["--trials=0"])
+
+
+def test_a_stopped_study_compares_equal_budgets(args):
+  args.variants = ["NS GAN", "hinge"]
+  fake_sweep(args, "NS GAN", [30.0, 10.0, 20.0])
+  fake_sweep(args, "hinge", [5.0, 50.0, None], ["finished", "finished",
+                                                 "running"])
+  rows = ls.collect(args)
+  assert sorted((r["variant"], r["trial"]) for r in rows) == [
+      ("NS GAN", "t0"), ("NS GAN", "t1"), ("hinge", "t0"), ("hinge", "t1")]

