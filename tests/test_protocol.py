@@ -54,7 +54,7 @@ def test_unknown_trainer_lists_the_registered_ones():
   c = load_config("vae", "small")
   c.trainer = "flow"
   with pytest.raises(ConfigError, match="config.trainer='flow' is not one "
-                     "of: gan, pix2pix, srgan, vae"):
+                     "of: cyclegan, gan, pix2pix, srgan, vae"):
     config_lib.validate(c)
 
 
