@@ -216,3 +216,45 @@ def test_triptych_rows_by_hand():
   rows, columns = translation_pictures.triptych_rows(
       np.zeros((1, 4, 4, 1)), x[:1], np.zeros((1, 4, 4, 3)))
   assert columns == 3 and rows.shape == (3, 4, 4, 3)
+
+
+def torchvision_vgg19_state(rng):
+  """A random state dict with torchvision's vgg19 keys and (O, I, 3, 3)."""
+  state, c_in = {}, 3
+  for (name, width, _), index in zip(vgg.layers_up_to("conv5_4"),
+                                     vgg.TORCHVISION_CONVS):
+    state[f"features.{index}.weight"] = rng.normal(
+        0, 0.1, (width, c_in, 3, 3)).astype(np.float32)
+    state[f"features.{index}.bias"] = rng.normal(0, 0.1, width).astype(
+        np.float32)
+    c_in = width
+  return state
+
+
+def numpy_conv_relu(x, w_oihw, b):
+  """'same' cross-correlation (torch's Conv2d, padding 1) then ReLU."""
+  n, h, wd, _ = x.shape
+  p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  out = np.zeros((n, h, wd, w_oihw.shape[0]))
+  for dy in range(3):
+    for dx in range(3):
+      out += np.einsum("nhwi,oi->nhwo", p[:, dy:dy + h, dx:dx + wd],
+                       w_oihw[:, :, dy, dx])
+  return np.maximum(out + b, 0.0)
+
+
+def test_torchvision_vgg19_converts_to_the_same_convolutions(tmp_path):
+  state = torchvision_vgg19_state(np.random.default_rng(0))
+  path = str(tmp_path / "vgg19.npz")
+  np.savez(path, **vgg.from_torchvision(state))
+  params = vgg.load_npz(path, "conv1_2")
+  x = np.random.default_rng(1).uniform(-1, 1, (2, 6, 6, 1)).astype(np.float32)
+  got = vgg.VGGFeatures(layer="conv1_2").apply({"params": params}, x)
+  h = (np.repeat((x + 1) / 2, 3, axis=-1) - vgg.MEAN) / vgg.STD
+  for index in vgg.TORCHVISION_CONVS[:2]:
+    h = numpy_conv_relu(h, state[f"features.{index}.weight"],
+                        state[f"features.{index}.bias"])
+  np.testing.assert_allclose(got, h, rtol=1e-4, atol=1e-5)
+  del state["features.34.bias"]
+  with pytest.raises(ValueError, match="features.34.weight/bias"):
+    vgg.from_torchvision(state)

@@ -5,12 +5,18 @@ convolution (after its ReLU) before the i-th max-pooling).
 
 Weights come from a user-supplied .npz (`load_npz`) with, for every layer up
 to the one used, `convB_L/kernel` (3, 3, in, out) (HWIO) and `convB_L/bias`
-(out,): e.g. torchvision's or Keras' ImageNet VGG19 converted once. Inputs
+(out,). torchvision's ImageNet VGG19 (`vgg19-dcbb9e9d.pth`, its state dict)
+converts once, where torch is installed, with
+
+  python -m gen_jax.models.vgg convert vgg19-dcbb9e9d.pth vgg19.npz
+
+(`from_torchvision`: its `features.N.weight` (out, in, 3, 3) -> HWIO). Inputs
 are images in `value_range`, mapped to [0, 1], repeated to 3 channels when
 grey, and normalised with the ImageNet mean and std as those weights expect.
 """
 
 import os
+import sys
 
 import flax.linen as nn
 import jax
@@ -91,3 +97,56 @@ def save_npz(path: str, params: dict) -> None:
   """Writes `VGGFeatures` params in the format `load_npz` reads."""
   np.savez(path, **{f"{name}/{k}": np.asarray(v)
                     for name, layer in params.items() for k, v in layer.items()})
+
+
+# The indices of the 16 convolutions in torchvision's `vgg19().features`.
+TORCHVISION_CONVS = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32,
+                     34)
+
+
+def from_torchvision(state: dict) -> dict[str, np.ndarray]:
+  """The .npz arrays (`load_npz`'s keys) of torchvision's VGG19 state dict
+  (numpy arrays); ValueError naming a missing or misshapen entry."""
+  out = {}
+  for name, index in zip(LAYERS, TORCHVISION_CONVS):
+    w, b = (state.get(f"features.{index}.{k}") for k in ("weight", "bias"))
+    if w is None or b is None:
+      raise ValueError(f"no features.{index}.weight/bias (VGG19's {name}); "
+                       "is this torchvision's vgg19 state dict?")
+    w = np.asarray(w)
+    if w.ndim != 4 or w.shape[2:] != (3, 3):
+      raise ValueError(f"features.{index}.weight has shape {w.shape}, "
+                       "expected (out, in, 3, 3)")
+    out[f"{name}/kernel"] = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    out[f"{name}/bias"] = np.asarray(b)
+  return out
+
+
+def convert(pth: str, npz: str) -> None:
+  """torchvision's VGG19 .pth -> the .npz `load_npz` reads (needs torch)."""
+  from gen_jax.metrics.inception import read_pth
+  try:
+    arrays = from_torchvision(read_pth(pth))
+  except ValueError as e:
+    raise DataError(f"VGG19 weights {pth}: {e}") from None
+  tmp = npz + ".tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, npz)
+
+
+def main(argv: list[str]) -> int:
+  if len(argv) != 4 or argv[1] != "convert":
+    print("usage: python -m gen_jax.models.vgg convert IN.pth OUT.npz",
+          file=sys.stderr)
+    return 2
+  try:
+    convert(argv[2], argv[3])
+  except DataError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"wrote {argv[3]}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv))
