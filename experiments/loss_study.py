@@ -137,6 +137,36 @@ def run_sweeps(files, args) -> None:
       # A failed trial (exit 1) is a result: it scores inf.
 
 
+def reference_dir(args, dataset: str) -> str:
+  return os.path.join(args.workdir, "runs", dataset, "reference")
+
+
+def run_references(args) -> None:
+  """For orientation, one trial per dataset with configs/dcgan.py's own
+  hand-set optimiser (NS GAN, Adam 2e-4, beta1 0.5, n_critic 1) under the
+  same protocol; a finished one is reused."""
+  import subprocess
+  for dataset in args.datasets:
+    workdir = reference_dir(args, dataset)
+    if os.path.exists(os.path.join(workdir, "summary.json")):
+      continue
+    print(f"== {dataset} / reference (configs/dcgan.py's settings)",
+          flush=True)
+    subprocess.run([sys.executable, "-m", "gen_jax.main",
+                    f"--config=configs/dcgan.py:{dataset}",
+                    *protocol_args(args), f"--workdir={workdir}"],
+                   cwd=common.REPO, check=False)
+
+
+def reference_score(args, dataset: str) -> float | None:
+  path = os.path.join(reference_dir(args, dataset), "summary.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    value = json.load(f).get(METRIC)
+  return float(value) if isinstance(value, (int, float)) else None
+
+
 def sweep_dir(args, dataset: str, variant: str) -> str:
   return os.path.join(args.workdir, "runs", dataset, slug(variant))
 
@@ -266,8 +296,13 @@ def markdown(summary: dict, args) -> str:
     if not rows:
       continue
     published = "MNIST" if dataset == "digits" else None
-    lines += [f"## {dataset}", "",
-              "| loss | trials | failed | best FID | median FID | best "
+    reference = reference_score(args, dataset)
+    lines += [f"## {dataset}", ""]
+    if reference is not None:
+      lines += [f"For orientation: configs/dcgan.py's own settings (NS GAN, "
+                f"Adam 2e-4, beta1 0.5, n_critic 1) under the same protocol "
+                f"score {reference:.1f}.", ""]
+    lines += ["| loss | trials | failed | best FID | median FID | best "
               "trial's settings |"
               + (" Lucic et al. best FID (MNIST, Inception) |"
                  if published else ""),
@@ -423,6 +458,7 @@ def main(argv=None) -> int:
       print(f"sweep files: {os.path.join(args.workdir, 'sweeps')}")
       return 0
     if not args.report_only:
+      run_references(args)
       run_sweeps(files, args)
   except sweep_lib.UserError as e:
     print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
