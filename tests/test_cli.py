@@ -17,7 +17,7 @@ BAD = [
     ("--config.model.d_norm=foo", "config.model.d_norm='foo' is not one of: "
      "batch, layer, spectral, none, layer_channel"),
     ("--config.data.name=foo", "config.data.name='foo' is not one of: "
-     "binarized_mnist, celeb_a, cifar10, digits"),
+     "binarized_mnist, celeb_a, cifar10, cycle_gan, digit_domains"),
     ("--config.data.batch_size=12", "config.data.batch_size=12 must be "
      "divisible by the 8 devices"),
     ("--config.train.num_steps=0", "config.train.num_steps=0 must be positive"),

@@ -96,8 +96,8 @@ def _tiny(tmp_path, method="grid", parameters=None, extra=(),
     ({"method": "custom"}, "method 'custom' is not one of: grid, random"),
     ({"parameters": {"config.gan.foo": {"values": [1]}}},
      "parameter config.gan.foo is not a field of configs/gan_2d.py:ring,small:"
-     " config.gan has no field 'foo' (it has: ac_weight, conditional,"
-     " ema_decay"),
+     " config.gan has no field 'foo' (it has: ac_weight, ada_interval,"
+     " ada_kimg"),
     ({"parameters": {"gan.loss": {"values": ["hinge"]}}},
      "parameter gan.loss is not a config field"),
     ({"parameters": {"config.optim.d_lr": {"values": ["1e-4"]}}},
