@@ -25,7 +25,7 @@ from gen_jax import (augment, losses, objectives, penalties, schedules,
                      tricks, updates)
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
-from gen_jax.models import dcgan, mlp, resnet
+from gen_jax.models import dcgan, mlp, resnet, stylegan2
 from gen_jax.models.layers import BN_MOMENTUM, D_NORMS
 from gen_jax.models.upsample import UPSAMPLE_IMPLS
 from gen_jax.registry import Registry
@@ -231,6 +231,79 @@ ARCHS.add("resnet", base.ArchSpec(_resnet_defaults, _resnet_build,
                                   conditional=True))
 
 
+def _stylegan2_defaults() -> ml_collections.ConfigDict:
+  """StyleGAN2 (Karras et al. 2020; models/stylegan2.py) at CIFAR scale."""
+  a = ml_collections.ConfigDict()
+  a.w_dim = 512
+  a.mapping_layers = 8
+  a.mapping_lr_mul = 0.01
+  a.g_width = 512        # feature maps at 4x4, halved per doubling
+  a.d_width = 512
+  a.max_width = 512
+  a.mixing = 0.9         # style-mixing probability (0: off)
+  a.truncation = 1.0     # psi for samples (evaluation); 1.0: off
+  a.w_avg_beta = 0.995   # w_avg <- w_avg + (1 - beta) (mean w - w_avg)
+  a.mbstd_group = 4
+  return a
+
+
+def _stylegan2_validate(config) -> None:
+  a, m = config.model.stylegan2, config.model
+  one_of("config.data.image_size", config.data.image_size,
+         stylegan2.RESOLUTIONS)
+  for field in ("w_dim", "mapping_layers", "g_width", "d_width",
+                "max_width", "mbstd_group"):
+    positive(f"config.model.stylegan2.{field}", a[field])
+  positive("config.model.stylegan2.mapping_lr_mul", a.mapping_lr_mul)
+  for field in ("mixing", "w_avg_beta"):
+    if not 0.0 <= a[field] <= 1.0:
+      raise ConfigError(f"config.model.stylegan2.{field}={a[field]!r} must "
+                        "be in [0, 1]")
+  if not 0.0 <= a.truncation <= 1.0:
+    raise ConfigError(f"config.model.stylegan2.truncation={a.truncation!r} "
+                      "must be in [0, 1] (1.0: off)")
+  one_of("config.model.d_norm", m.d_norm, ("none",))
+  if m.minibatch_std:
+    raise ConfigError("config.model.minibatch_std=True: arch 'stylegan2' "
+                      "has its own minibatch std (config.model.stylegan2."
+                      "mbstd_group); leave it False")
+  d_batch = config.data.batch_size // config.gan.pack
+  if d_batch % min(a.mbstd_group, d_batch):
+    raise ConfigError(f"config.model.stylegan2.mbstd_group={a.mbstd_group} "
+                      f"must divide the discriminator's batch of {d_batch}")
+
+
+def _stylegan2_small(a) -> None:
+  a.w_dim = 16
+  a.mapping_layers = 2
+  a.g_width = a.d_width = a.max_width = 16
+
+
+def _stylegan2_build(config, info: DatasetInfo, num_classes: int,
+                     aux_classes: int, mbstd):
+  del num_classes, aux_classes, mbstd  # unconditional; its own mbstd
+  a = config.model.stylegan2
+  if info.kind != "image":
+    raise ConfigError(f"config.model.arch='stylegan2' needs image data; "
+                      f"{info.name} is {info.kind} (use arch 'mlp')")
+  g = stylegan2.Generator(
+      resolution=info.example_shape[0], channels=info.example_shape[-1],
+      z_dim=config.model.noise_dim, w_dim=a.w_dim,
+      mapping_layers=a.mapping_layers, mapping_lr_mul=a.mapping_lr_mul,
+      width=a.g_width, max_width=a.max_width, mixing=a.mixing,
+      truncation=a.truncation, w_avg_beta=a.w_avg_beta)
+  d = stylegan2.Discriminator(width=a.d_width, max_width=a.max_width,
+                              mbstd_group=a.mbstd_group)
+  return g, d
+
+
+ARCHS.add("stylegan2", base.ArchSpec(_stylegan2_defaults, _stylegan2_build,
+                                     _stylegan2_validate, _stylegan2_small))
+# Architectures whose generator has `mapping` (z -> styles ws) and
+# `synthesis` (ws -> image) halves, which the path-length regulariser needs.
+STYLE_ARCHS = ("stylegan2",)
+
+
 # -- config: defaults, validation, small -------------------------------------
 
 def model_config(arch: str) -> ml_collections.ConfigDict:
@@ -274,6 +347,11 @@ def defaults(c: ml_collections.ConfigDict) -> None:
   g.ac_weight = 0.0       # > 0: AC-GAN's auxiliary classifier loss
   g.g_regularizer = "none"  # objectives.G_REGULARIZERS, e.g. orthogonal
   g.g_regularizer_weight = 0.0
+  g.g_regularizer_every = 1  # k > 1: lazy, every k steps, weight * k
+  # path_length (StyleGAN2): decay of the running mean length, and the
+  # share of the batch it is computed on (B / pl_batch_shrink examples).
+  g.pl_decay = 0.01
+  g.pl_batch_shrink = 2
   # Mode-collapse remedies (off by default); see gen_jax/tricks.py.
   g.pack = 1                  # PacGAN: D judges packs of m samples
   g.unroll_steps = 0          # unrolled GAN: G against D unrolled k steps
@@ -309,6 +387,14 @@ def validate(config) -> None:
                       f"mixed precision: {', '.join(MIXED_PRECISION_ARCHS)}")
   positive("config.gan.n_critic", g.n_critic)
   positive("config.gan.penalty_every", g.penalty_every)
+  positive("config.gan.g_regularizer_every", g.g_regularizer_every)
+  positive("config.gan.pl_batch_shrink", g.pl_batch_shrink)
+  if not 0.0 < g.pl_decay <= 1.0:
+    raise ConfigError(f"config.gan.pl_decay={g.pl_decay!r} must be in (0, 1]")
+  if g.g_regularizer == "path_length" and m.arch not in STYLE_ARCHS:
+    raise ConfigError(f"config.gan.g_regularizer='path_length' needs a "
+                      f"style-based generator; config.model.arch={m.arch!r} "
+                      f"is not one of: {', '.join(STYLE_ARCHS)}")
   positive("config.model.noise_dim", m.noise_dim)
   if not 0.0 <= g.ema_decay < 1.0:
     raise ConfigError(f"config.gan.ema_decay={g.ema_decay!r} must be in "
@@ -411,6 +497,14 @@ def num_classes(info: DatasetInfo) -> int:
 
 # -- the trainer ---------------------------------------------------------------
 
+def _rngs(key: jax.Array | None):
+  """The generator's rng streams from one key (None: none)."""
+  if key is None:
+    return None
+  return {"noise": jax.random.fold_in(key, 0),
+          "mixing": jax.random.fold_in(key, 1)}
+
+
 def _logits(out):
   """A critic's output -> (logits, class logits or None)."""
   return out if isinstance(out, tuple) else (out, None)
@@ -496,7 +590,9 @@ class GanTrainer(base.Trainer):
     if g.g_regularizer != "none":
       terms.append(objectives.Term(
           "g_reg", G, objectives.G_REGULARIZERS.get(g.g_regularizer),
-          weight=g.g_regularizer_weight))
+          weight=g.g_regularizer_weight, every=g.g_regularizer_every,
+          state=tuple(objectives.G_REGULARIZER_STATE.get(g.g_regularizer,
+                                                         {}))))
     return terms
 
   # -- pieces ---------------------------------------------------------------
@@ -512,13 +608,31 @@ class GanTrainer(base.Trainer):
       return None
     return self.constrain(jax.random.randint(key, (n,), 0, self.num_classes))
 
-  def generate(self, params, g_state, z, labels, train: bool):
-    """Returns (samples, new generator state)."""
+  def generate(self, params, g_state, z, labels, train: bool,
+               key: jax.Array | None = None):
+    """Returns (samples, new generator state). `key` feeds the generator's
+    rng streams ('noise', 'mixing': StyleGAN2's noise inputs and style
+    mixing); generators without them ignore it."""
     variables = {"params": params, **g_state}
+    rngs = _rngs(key)
     if train:
       return self.generator.apply(variables, z, labels, train=True,
-                                  mutable=list(g_state))
-    return self.generator.apply(variables, z, labels, train=False), g_state
+                                  mutable=list(g_state), rngs=rngs)
+    return self.generator.apply(variables, z, labels, train=False,
+                                rngs=rngs), g_state
+
+  def generate_styled(self, params, g_state, z, key: jax.Array):
+    """A style-based generator's training pass in its two halves: returns
+    (samples, styles ws, new generator state, synthesis: ws -> samples with
+    the noise of a key of its own)."""
+    ws, g_state = self.generator.apply(
+        {"params": params, **g_state}, z, train=True, method="mapping",
+        mutable=list(g_state), rngs=_rngs(key))
+    variables = {"params": params, **g_state}
+    synthesis = lambda k: lambda w: self.generator.apply(
+        variables, w, method="synthesis", rngs=_rngs(k))
+    fake = synthesis(key)(ws)
+    return fake, ws, g_state, synthesis(jax.random.fold_in(key, 5))
 
   def d_input(self, x: jax.Array, key: jax.Array, step: jax.Array,
               aug_p=None):
@@ -548,9 +662,11 @@ class GanTrainer(base.Trainer):
                                     mutable=list(d_state))
 
   def init(self, key: jax.Array) -> TrainState:
-    return base.init_state(
-        self.networks, key,
-        aux=augment.ada_init(self.config.gan.augment_p) if self.ada else None)
+    aux = augment.ada_init(self.config.gan.augment_p) if self.ada else {}
+    for name, value in objectives.G_REGULARIZER_STATE.get(
+        self.config.gan.g_regularizer, {}).items():
+      aux[name] = jnp.asarray(value, jnp.float32)
+    return base.init_state(self.networks, key, aux=aux)
 
   def augment_p(self, state: TrainState):
     """The augmentation probability of this step: ADA's p, or the fixed
@@ -614,7 +730,7 @@ class GanTrainer(base.Trainer):
     fake_label = self.draw_labels(jax.random.fold_in(key, 4), real.shape[0])
     fake, _ = self.generate(state.params[G], state.model_state[G],
                             self.draw_noise(kz, real.shape[0]), fake_label,
-                            train=True)
+                            train=True, key=jax.random.fold_in(kz, 1))
     fake = jax.lax.stop_gradient(fake)
     carry = (state.params[D], state.model_state[D], state.opt_state[D])
     (params, d_state, opt), metrics = self.critic_update(
@@ -639,12 +755,25 @@ class GanTrainer(base.Trainer):
     term depends on G through the unrolled updates, which is what lets G
     anticipate the critic.
 
-    Returns (objective, (new generator state, new critic state, metrics)).
+    A style-based generator (STYLE_ARCHS) also hands its terms its styles
+    `ws` and its `synthesis` function (the path-length regulariser), and
+    the regulariser's running state `aux`.
+
+    Returns (objective, (new generator state, new critic state, metrics,
+    new aux entries)).
     """
-    fake, g_state = self.generate(g_params, state.model_state[G], z, labels,
-                                  train=True)
+    g = self.config.gan
+    inputs = {"params": g_params, "fake_label": labels, "key": key,
+              "aux": state.aux, "pl_decay": g.pl_decay,
+              "pl_batch_shrink": g.pl_batch_shrink}
+    g_key = jax.random.fold_in(key, 6)
+    if self.config.model.arch in STYLE_ARCHS:
+      fake, inputs["ws"], g_state, inputs["synthesis"] = self.generate_styled(
+          g_params, state.model_state[G], z, g_key)
+    else:
+      fake, g_state = self.generate(g_params, state.model_state[G], z,
+                                    labels, train=True, key=g_key)
     d_params, d_state = state.params[D], state.model_state[D]
-    inputs = {"params": g_params, "fake_label": labels, "key": key}
     aug_p = self.augment_p(state)
     if self.config.gan.unroll_steps > 0:
       look_ahead = updates.unroll(
@@ -666,18 +795,21 @@ class GanTrainer(base.Trainer):
                              aug_p)
       fake_out, new_d_state = self.critic(d_params, d_state, fake_in, labels)
     inputs["fake_logits"], inputs["fake_class_logits"] = _logits(fake_out)
-    total, metrics = objectives.objective(self.terms, G, inputs, state.step)
-    return total, (g_state, new_d_state, metrics)
+    total, metrics, new_aux = objectives.objective_and_updates(
+        self.terms, G, inputs, state.step)
+    metrics.update(new_aux)
+    return total, (g_state, new_d_state, metrics, new_aux)
 
   def _generator_update(self, state: TrainState, key, real, real_label):
     z = self.draw_noise(key, self.batch_size)
     labels = self.draw_labels(jax.random.fold_in(key, 4), self.batch_size)
-    grads, (g_state, d_state, metrics) = jax.grad(
+    grads, (g_state, d_state, metrics, new_aux) = jax.grad(
         self.g_objective, has_aux=True)(state.params[G], state, z, labels,
                                         real, real_label, key)
     state = base.apply_gradients(self.networks[G], state, G, grads)
     return state.replace(model_state={**state.model_state, G: g_state,
-                                      D: d_state}), metrics
+                                      D: d_state},
+                         aux={**state.aux, **new_aux}), metrics
 
   def train_step(self, state: TrainState, batch: dict[str, jax.Array]):
     """batch['x']: (n_critic, B, ...). Returns (new state, scalar metrics)."""
@@ -735,7 +867,7 @@ class GanTrainer(base.Trainer):
       g_state = self.standing_stats(params, g_state, labels,
                                     jax.random.fold_in(key, 1), n)
     x, _ = self.generate(params, g_state, self.draw_noise(key, n), labels,
-                         train=False)
+                         train=False, key=jax.random.fold_in(key, 3))
     out = {"x": x}
     if labels is not None:
       out["label"] = labels
@@ -747,13 +879,14 @@ class GanTrainer(base.Trainer):
     running averages leaves (1 - BN_MOMENTUM) * the batch statistics. Only
     batch-norm averages (leaves named `mean` and `var`) are recomputed; every
     other state leaf (spectral-norm vectors, tracked averages) is kept."""
-    if not g_state:
-      return g_state
     is_bn = lambda path: getattr(path[-1], "key", None) in ("mean", "var")
+    if not any(is_bn(p) for p, _ in
+               jax.tree_util.tree_flatten_with_path(g_state)[0]):
+      return g_state  # no batch norm (e.g. StyleGAN2's w_avg only)
     zeros = jax.tree_util.tree_map_with_path(
         lambda p, v: jnp.zeros_like(v) if is_bn(p) else v, g_state)
     _, new = self.generate(params, zeros, self.draw_noise(key, n), labels,
-                           train=True)
+                           train=True, key=jax.random.fold_in(key, 1))
     return jax.tree_util.tree_map_with_path(
         lambda p, fresh, old: fresh / (1.0 - BN_MOMENTUM) if is_bn(p)
         else old, new, g_state)

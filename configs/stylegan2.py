@@ -1,0 +1,105 @@
+r"""StyleGAN2 (Karras et al. 2020): mapping network, modulated and
+demodulated convolutions, noise inputs, style mixing, a skip generator and
+a residual critic with minibatch std (gen_jax/models/stylegan2.py); the
+non-saturating loss, lazy R1 on reals (every 16 steps, weight x 16), the
+path-length regulariser on G (every 4 steps, weight 2 x 4, half the batch;
+its running mean `pl_mean` in state.aux), Adam (0, 0.99) and an EMA of G
+for sampling (and evaluation). Truncation for samples:
+--config.model.stylegan2.truncation=0.7 (1.0: off).
+
+  python -m gen_jax.main --config=configs/stylegan2.py:digits --workdir=runs/sg2
+
+The official code runs each lazy regulariser as an extra optimizer step and
+so rescales Adam (lr * c, betas ** c, c = k / (k + 1)); here the lazy term
+is added to that step's main objective (objectives.py), so no optimizer
+step is added and Adam is left as configured.
+
+ARG: a dataset name and optionally `small` (tests):
+
+- digits / stacked_digits (16 px, embedded): z = w = 128, 8 mapping
+  layers, feature maps 128 at 4x4 -> 64 -> 32 at 16x16 in G and D, batch 32,
+  R1 gamma = 0.0002 res^2 / batch (the official 'auto' rule), EMA half-life
+  10 kimg (the 'auto' rule: batch * 10 / 32 kimg), a few thousand steps:
+  CPU minutes. Not a published setting.
+- cifar10 (32 px): stylegan2-ada-pytorch's `--cfg=cifar` (train.py
+  cfg_specs): batch 64, minibatch-std groups of 32, feature maps 512 at
+  every resolution, Adam 0.0025 (0, 0.99), R1 gamma 0.01, EMA half-life
+  500 kimg, 2 mapping layers, and, as that config does, no path-length
+  regulariser and no style mixing (its critic is the 'orig' one; here the
+  residual). Published numbers: not verified here (the StyleGAN2-ADA paper
+  and StudioGAN's benchmark report StyleGAN2 CIFAR-10 FIDs; find the
+  table, its sample count and reference split before comparing).
+- celeb_a (64 px): the official 'auto' rules at 64 px and batch 64: feature
+  maps 512 (4x4 to 32x32) and 256 at 64x64, minibatch-std groups of 4,
+  Adam 0.0025 (0, 0.99), R1 gamma 0.0002 * 64^2 / 64 = 0.0128, EMA
+  half-life 20 kimg, 8 mapping layers, path length and mixing on.
+  Published numbers: not verified.
+
+Evaluation here uses train.num_eval_samples (and config.inception for the
+Inception FID); match a published protocol before comparing numbers.
+"""
+
+from gen_jax import config_lib
+from gen_jax.trainers import gan
+
+
+def _ema_decay(half_life_kimg: float, batch: int) -> float:
+  """Per-step EMA decay with a half-life of that many thousand images."""
+  return 0.5 ** (batch / (half_life_kimg * 1000.0))
+
+
+def get_config(arg=None):
+  dataset, small = config_lib.parse_arg(arg, "digits")
+  c = config_lib.base("gan", dataset)
+  size = c.data.image_size = config_lib.gan_image_size(dataset)
+  c.data.batch_size = 64
+
+  c.model = gan.model_config("stylegan2")
+  c.model.noise_dim = 512
+  a = c.model.stylegan2
+  c.gan.loss = "non_saturating"
+  c.gan.penalty = "r1"
+  c.gan.penalty_every = 16
+  c.gan.penalty_weight = 0.0002 * size ** 2 / c.data.batch_size
+  c.gan.g_regularizer = "path_length"
+  c.gan.g_regularizer_weight = 2.0
+  c.gan.g_regularizer_every = 4
+  c.gan.pl_batch_shrink = 2
+  c.gan.pl_decay = 0.01
+  c.optim = gan.two_adams(lr=0.0025, b1=0.0, b2=0.99)
+  c.train.num_steps = 100_000
+  c.train.eval_every = 5000
+  c.train.checkpoint_every = 5000
+  c.train.num_eval_samples = 10_000
+  if dataset == "cifar10":
+    a.g_width = a.d_width = a.max_width = 512
+    a.mapping_layers = 2
+    a.mbstd_group = 32
+    a.mixing = 0.0
+    c.gan.penalty_weight = 0.01
+    c.gan.g_regularizer = "none"
+    c.gan.g_regularizer_weight = 0.0
+    c.gan.ema_decay = _ema_decay(500, c.data.batch_size)
+  elif size == 16:   # the embedded digits: CPU minutes
+    c.data.batch_size = 32
+    c.model.noise_dim = a.w_dim = 128
+    a.g_width = a.d_width = a.max_width = 128
+    c.gan.penalty_weight = 0.0002 * size ** 2 / c.data.batch_size
+    c.gan.ema_decay = _ema_decay(c.data.batch_size * 10 / 32,
+                                 c.data.batch_size)
+    c.train.num_steps = 3000
+    c.train.eval_every = c.train.checkpoint_every = 1000
+    c.train.num_eval_samples = 1000
+  else:              # 'auto' rules (stylegan2-ada-pytorch) at 64 px
+    # channel_base 16384 (fmaps 0.5) = 4 * 4096: 4096 * 4 / r, capped at
+    # 512: 512 from 4x4 to 32x32, 256 at 64x64.
+    a.g_width = a.d_width = 4096
+    a.max_width = 512
+    c.gan.ema_decay = _ema_decay(c.data.batch_size * 10 / 32,
+                                 c.data.batch_size)
+  if small:
+    config_lib.make_small(c)
+    c.model.noise_dim = 16
+    c.gan.penalty_every = 2   # the lazy terms run within the 4 steps
+    c.gan.g_regularizer_every = 2
+  return c
