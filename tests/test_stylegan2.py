@@ -1,0 +1,256 @@
+"""StyleGAN2 (models/stylegan2.py, the path-length term, configs/stylegan2.py)
+against hand and NumPy computations."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import assert_bitwise_equal, load_config, read_checkpoint
+from gen_jax import config_lib, data, objectives, train
+from gen_jax.errors import ConfigError
+from gen_jax.models import stylegan2
+from gen_jax.trainers import gan
+
+
+def _np_conv_same(x, w):
+  """'SAME' cross-correlation of x (H, W, I) with w (k, k, I, O), loops."""
+  k = w.shape[0]
+  p = k // 2
+  xp = np.pad(x, ((p, p), (p, p), (0, 0)))
+  h, wd = x.shape[:2]
+  out = np.zeros((h, wd, w.shape[-1]))
+  for i in range(h):
+    for j in range(wd):
+      out[i, j] = np.einsum("abi,abio->o", xp[i:i + k, j:j + k], w)
+  return out
+
+
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv_is_a_per_example_convolution(demodulate):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 5, 6, 3))
+  w = rng.normal(size=(3, 3, 3, 4))
+  s = rng.normal(size=(2, 3)) + 1.0
+  got = stylegan2.modulated_conv(jnp.asarray(x, jnp.float32),
+                                 jnp.asarray(w, jnp.float32),
+                                 jnp.asarray(s, jnp.float32), demodulate)
+  for b in range(2):
+    wb = w * s[b][None, None, :, None]                  # w'_ijk = s_i w_ijk
+    if demodulate:
+      wb = wb / np.sqrt(np.sum(wb ** 2, axis=(0, 1, 2)) + 1e-8)
+    np.testing.assert_allclose(np.asarray(got[b]), _np_conv_same(x[b], wb),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_demodulation_gives_each_output_a_unit_weight_norm():
+  """Impulses in each input channel read the per-example kernel back out:
+  the squares of its taps for output j sum to 1 (eps 1e-8 aside)."""
+  rng = np.random.default_rng(1)
+  w = jnp.asarray(rng.normal(size=(3, 3, 4, 5)) * 7.0, jnp.float32)
+  s = jnp.asarray(rng.uniform(0.1, 3.0, size=(1, 4)), jnp.float32)
+  norm2 = np.zeros(5)
+  for i in range(4):
+    x = np.zeros((1, 7, 7, 4), np.float32)
+    x[0, 3, 3, i] = 1.0
+    y = np.asarray(stylegan2.modulated_conv(jnp.asarray(x), w, s))
+    norm2 += np.sum(y[0] ** 2, axis=(0, 1))
+  np.testing.assert_allclose(norm2, np.ones(5), rtol=1e-5)
+
+
+def test_equalised_learning_rate_scales_at_run_time():
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(3, 16)), jnp.float32)
+  layer = stylegan2.EqualDense(4, lr_mul=0.01, bias_init=1.0)
+  v = jax.jit(layer.init)(jax.random.key(0), x)
+  kernel, bias = v["params"]["kernel"], v["params"]["bias"]
+  # stored N(0, 1) / lr_mul; effective N(0, 1 / fan_in)
+  assert float(jnp.std(kernel)) == pytest.approx(100.0, rel=0.2)
+  np.testing.assert_allclose(np.asarray(bias), 100.0)  # 1.0 / lr_mul
+  expected = x @ (kernel * 0.01 / 4.0) + bias * 0.01
+  np.testing.assert_allclose(np.asarray(jax.jit(layer.apply)(v, x)),
+                             np.asarray(expected), rtol=1e-5)
+  conv = stylegan2.EqualConv(2, 3)
+  img = jnp.ones((1, 5, 5, 6))
+  cv = jax.jit(conv.init)(jax.random.key(1), img)
+  w = np.asarray(cv["params"]["kernel"]) / math.sqrt(3 * 3 * 6)
+  np.testing.assert_allclose(np.asarray(jax.jit(conv.apply)(cv, img))[0],
+                             _np_conv_same(np.ones((5, 5, 6)), w),
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_path_length_on_a_linear_generator():
+  """g(ws) = sum_l ws_l A_l: J^T y is known, so are the lengths."""
+  rng = np.random.default_rng(3)
+  n, num_ws, w_dim, h = 4, 3, 5, 2
+  a = rng.normal(size=(num_ws, w_dim, h, h, 1))
+  ws = jnp.asarray(rng.normal(size=(n, num_ws, w_dim)), jnp.float32)
+  synthesis = lambda v: jnp.einsum("nlw,lwxyc->nxyc", v,
+                                   jnp.asarray(a, jnp.float32))
+  key = jax.random.key(5)
+  inputs = {"ws": ws, "synthesis": synthesis, "key": key,
+            "aux": {"pl_mean": jnp.float32(0.5)}, "pl_decay": 0.01,
+            "pl_batch_shrink": 2}
+  penalty, new = objectives.path_length(inputs)
+  y = np.asarray(jax.random.normal(jax.random.fold_in(key, 11),
+                                   (2, h, h, 1))) / h      # / sqrt(H W)
+  jty = np.einsum("nxyc,lwxyc->nlw", y, a)                  # J^T y, (2, L, W)
+  lengths = np.sqrt(np.mean(np.sum(jty ** 2, axis=2), axis=1))
+  pl_mean = 0.5 + 0.01 * (lengths.mean() - 0.5)
+  assert float(new["pl_mean"]) == pytest.approx(pl_mean, rel=1e-5)
+  assert float(penalty) == pytest.approx(np.mean((lengths - pl_mean) ** 2),
+                                         rel=1e-4)
+
+
+def _trainer(arg="small", **changes):
+  c = load_config("stylegan2", arg)
+  for k, v in changes.items():
+    c.gan[k] = v
+  config_lib.validate(c)
+  return c, gan.GanTrainer(c, data.get_dataset(c.data).info)
+
+
+def test_lazy_r1_every_16_steps_with_weight_times_16():
+  c, t = _trainer(penalty_every=16)
+  assert c.gan.penalty == "r1"
+  x = jnp.asarray(np.random.default_rng(4).normal(size=(3, 2, 2, 1)),
+                  jnp.float32)
+  inputs = {"real_logits": jnp.zeros(3), "fake_logits": jnp.zeros(3),
+            "real": x, "fake": x, "key": jax.random.key(0),
+            "critic": lambda v: jnp.sum(v ** 2, axis=(1, 2, 3))}
+  r1 = 0.5 * np.mean(np.sum((2 * np.asarray(x)) ** 2, axis=(1, 2, 3)))
+  d_loss = 2 * math.log(2.0)  # non-saturating at logits 0
+  fn = jax.jit(lambda step: objectives.objective(t.terms, "discriminator",
+                                                 inputs, step))
+  for step in (0, 16, 32):
+    total, m = fn(jnp.asarray(step))
+    assert float(m["penalty"]) == pytest.approx(r1, rel=1e-5)
+    assert float(total) == pytest.approx(
+        d_loss + 16 * c.gan.penalty_weight * r1, rel=1e-5)
+  for step in (1, 15, 17):
+    total, m = fn(jnp.asarray(step))
+    assert float(m["penalty"]) == 0.0
+    assert float(total) == pytest.approx(d_loss, rel=1e-6)
+
+
+_G = stylegan2.Generator(resolution=8, channels=1, z_dim=4, w_dim=4,
+                         mapping_layers=2, width=8)
+_Z = jax.random.normal(jax.random.key(0), (6, 4))
+
+
+@pytest.fixture(scope="module")
+def g_vars():
+  """One small generator's variables (the fields below change no shapes)."""
+  return jax.jit(lambda k: _G.init(k, _Z, train=False))(jax.random.key(1))
+
+
+def test_generator_w_avg_truncation_mixing_and_rgbs(g_vars):
+  """One compiled program (compiling is the slow part on CPU), four checks:
+  w_avg follows w in training only; truncation moves toward it; style
+  mixing changes the output only when enabled (and keeps the first style);
+  synthesis returns each resolution's RGB, summed after upsampling."""
+  z = _Z
+  tracked = _G.clone(mixing=0.0, w_avg_beta=0.9)
+  off, on = _G.clone(mixing=0.0), _G.clone(mixing=1.0)
+  rngs = lambda k: {"noise": jax.random.key(3), "mixing": jax.random.key(k)}
+
+  @jax.jit
+  def run(v):
+    _, new = tracked.apply(v, z, train=True, mutable=["tracked"],
+                           rngs=rngs(0))
+    _, same = tracked.apply(v, z, train=False, mutable=["tracked"],
+                            rngs=rngs(0))
+    w = tracked.apply(v, z, method=lambda m, z: m._w(z))  # pylint: disable=protected-access
+    v2 = {**v, **new}
+    maps = [tracked.apply(v2, z, method="mapping", truncation=p)
+            for p in (1.0, 0.5, 0.0)]
+    out = lambda g, k: g.apply(v, z, train=True, mutable=["tracked"],
+                               rngs=rngs(k))[0]
+    mixing = [out(off, 1), out(off, 2), out(on, 1), out(on, 2)]
+    ws, _ = on.apply(v, z, True, method="mapping", mutable=["tracked"],
+                     rngs=rngs(4))
+    own = on.apply(v, z, method="mapping")
+    rgbs = on.apply(v, own, True, method="synthesis", return_rgbs=True,
+                    rngs=rngs(0))
+    return new, same, w, maps, mixing, ws, own, rgbs
+
+  new, same, w, maps, mixing, ws, own, (img, rgbs) = jax.tree.map(
+      np.asarray, run(g_vars))
+  # w_avg: 0 + (1 - 0.9) (mean w - 0) after one training pass; not in eval
+  avg = new["tracked"]["w_avg"]
+  np.testing.assert_allclose(avg, 0.1 * w.mean(0), rtol=1e-5, atol=1e-7)
+  np.testing.assert_array_equal(same["tracked"]["w_avg"], 0.0)
+  full, half, zero = maps
+  np.testing.assert_allclose(half, avg + 0.5 * (full - avg), rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(zero, np.broadcast_to(avg, zero.shape),
+                             atol=1e-6)
+  off1, off2, on1, on2 = mixing
+  np.testing.assert_array_equal(off1, off2)
+  assert not np.allclose(on1, on2) and not np.allclose(on1, off1)
+  # mixing 1: the first style is the example's own w; every example takes
+  # some later styles from another z
+  np.testing.assert_allclose(ws[:, 0], own[:, 0], rtol=1e-6)
+  assert np.all(np.any(np.abs(ws - own) > 1e-6, axis=(1, 2)))
+  assert [r.shape for r in rgbs] == [(6, 4, 4, 1), (6, 8, 8, 1)]
+  up = jax.image.resize(rgbs[0], (6, 8, 8, 1), "bilinear")
+  np.testing.assert_allclose(img, np.asarray(up) + rgbs[1], rtol=1e-5,
+                             atol=1e-6)
+
+
+def _resume_config():
+  c = load_config("stylegan2", "small")
+  c.train.num_steps = 4
+  c.train.checkpoint_every = 2
+  c.evals = ("samples",)
+  return c
+
+
+def test_pl_mean_is_checkpointed_and_a_resume_keeps_it(tmp_path):
+  """Stopped at step 2 and resumed, a run ends bitwise where an
+  uninterrupted one ends, pl_mean and w_avg included."""
+  ref = train.train_and_evaluate(_resume_config(), str(tmp_path / "ref"))
+  assert ref["pl_mean"] > 0
+  c2 = _resume_config()
+  c2.train.num_steps = 2
+  train.train_and_evaluate(c2, str(tmp_path / "resumed"))
+  at2 = read_checkpoint(tmp_path / "resumed", 2)
+  assert at2["state/aux/pl_mean"] > 0      # updated at step 0 (every 2)
+  train.train_and_evaluate(_resume_config(), str(tmp_path / "resumed"))
+  final = read_checkpoint(tmp_path / "resumed", 4)
+  reference = read_checkpoint(tmp_path / "ref", 4)
+  assert any("w_avg" in k for k in final)
+  assert final["state/aux/pl_mean"] != at2["state/aux/pl_mean"]
+  assert_bitwise_equal({k: v for k, v in final.items() if k != "loop"},
+                       {k: v for k, v in reference.items() if k != "loop"})
+
+
+@pytest.mark.parametrize("section,field,value,message", [
+    ("model.stylegan2", "mixing", 1.5,
+     "config.model.stylegan2.mixing=1.5 must be in [0, 1]"),
+    ("model.stylegan2", "truncation", 2.0,
+     "config.model.stylegan2.truncation=2.0 must be in [0, 1] (1.0: off)"),
+    ("model.stylegan2", "mbstd_group", 3,
+     "config.model.stylegan2.mbstd_group=3 must divide the discriminator's "
+     "batch of 16"),
+    ("gan", "pl_decay", 0.0, "config.gan.pl_decay=0.0 must be in (0, 1]"),
+    ("gan", "g_regularizer_every", 0, "config.gan.g_regularizer_every"),
+    ("data", "image_size", 12, "config.data.image_size=12"),
+])
+def test_config_errors_name_the_field(section, field, value, message):
+  c = load_config("stylegan2", "small")
+  node = c
+  for part in section.split("."):
+    node = node[part]
+  node[field] = value
+  with pytest.raises(ConfigError, match=None) as err:
+    config_lib.validate(c)
+  assert message in str(err.value)
+
+
+def test_path_length_needs_a_style_generator():
+  c = load_config("dcgan", "small")
+  c.gan.g_regularizer = "path_length"
+  with pytest.raises(ConfigError, match="needs a style-based generator"):
+    config_lib.validate(c)
