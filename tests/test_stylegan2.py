@@ -171,7 +171,7 @@ def test_generator_w_avg_truncation_mixing_and_rgbs(g_vars):
     ws, _ = on.apply(v, z, True, method="mapping", mutable=["tracked"],
                      rngs=rngs(4))
     own = on.apply(v, z, method="mapping")
-    rgbs = on.apply(v, own, True, method="synthesis", return_rgbs=True,
+    rgbs = on.apply(v, own, method="synthesis", return_rgbs=True,
                     rngs=rngs(0))
     return new, same, w, maps, mixing, ws, own, rgbs
 
