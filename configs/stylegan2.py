@@ -72,7 +72,8 @@ def get_config(arg=None):
   c.train.checkpoint_every = 5000
   c.train.num_eval_samples = 10_000
   if dataset == "cifar10":
-    a.g_width = a.d_width = a.max_width = 512
+    a.g_width = a.d_width = 8192   # channel_base 32768: 512 everywhere
+    a.max_width = 512
     a.mapping_layers = 2
     a.mbstd_group = 32
     a.mixing = 0.0

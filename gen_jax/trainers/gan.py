@@ -237,8 +237,11 @@ def _stylegan2_defaults() -> ml_collections.ConfigDict:
   a.w_dim = 512
   a.mapping_layers = 8
   a.mapping_lr_mul = 0.01
-  a.g_width = 512        # feature maps at 4x4, halved per doubling
-  a.d_width = 512
+  # Feature maps at r px: min(4 * width / r, max_width), i.e. `width` at
+  # 4x4 halved per doubling, capped (the official channel_base / r with
+  # channel_base = 4 * width; its default 32768: 512 up to 64 px).
+  a.g_width = 8192
+  a.d_width = 8192
   a.max_width = 512
   a.mixing = 0.9         # style-mixing probability (0: off)
   a.truncation = 1.0     # psi for samples (evaluation); 1.0: off
