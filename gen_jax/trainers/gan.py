@@ -8,10 +8,12 @@ class logits with AC-GAN's auxiliary classifier). Terms (objectives.py): the
 adversarial loss (`config.gan.loss`) for both, the critic's penalty
 (`config.gan.penalty`, lazily every `penalty_every` steps), AC-GAN's
 classifier loss (`config.gan.ac_weight`) and a generator regulariser
-(`config.gan.g_regularizer`). Unrolling and the generator's EMA are wrappers
-around the updates (`updates.py`); DiffAugment (with ADA's adaptive
-probability), instance noise and packing transform every batch the critic
-sees (`augment.py`, `tricks.py`).
+(`config.gan.g_regularizer`, lazily every `g_regularizer_every` steps;
+StyleGAN2's path length keeps its running mean in `state.aux`). Unrolling
+and the generator's EMA are wrappers around the updates (`updates.py`);
+DiffAugment (with ADA's adaptive probability), instance noise and packing
+transform every batch the critic sees (`augment.py`, `tricks.py`).
+Architectures: `ARCHS` (dcgan, mlp, resnet, stylegan2).
 """
 
 import jax
