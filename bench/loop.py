@@ -26,7 +26,9 @@ Cases run the real configs: dcgan64 = configs/dcgan.py:celeb_a and dcgan28 =
 :mnist and wgan_gp28 = configs/wgan_gp.py:mnist read TFDS through the project's
 mock (`gen_jax.data.testing.mock_tfds`, 256 random examples at the real
 datasets' native sizes, e.g. CelebA's 218x178 resized to 64 per batch);
-dcgan16 / wgan_gp16 read the embedded digits.
+dcgan64_prepared reads CelebA's mock prepared once at 64 px
+(`python -m gen_jax.prepare_data celeb_a --image_size=64`); dcgan16 /
+wgan_gp16 read the embedded digits.
 
 `--compile` times, for every config in configs/ (default argument, one CPU
 device), `train_and_evaluate` from its call to the end of the first step
@@ -49,6 +51,7 @@ import jax
 import numpy as np
 
 from gen_jax import train
+from gen_jax.data import resized
 from gen_jax.data.testing import mock_tfds
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,10 +65,13 @@ class Case:
   config: str                    # configs/NAME.py:ARG
   mocked: bool                   # TFDS through the mock
   torch: tuple | None = None     # (torch_reference function, resolution, ch)
+  prepared: bool = False         # read a copy prepared at the image size
 
 
 CASES = {
     "dcgan64": Case("dcgan:celeb_a", True, ("dcgan_step", 64, 3)),
+    "dcgan64_prepared": Case("dcgan:celeb_a", True, ("dcgan_step", 64, 3),
+                             prepared=True),
     "dcgan28": Case("dcgan:mnist", True, ("dcgan_step", 28, 1)),
     "wgan_gp28": Case("wgan_gp:mnist", True, ("wgan_gp_step", 28, 1)),
     "dcgan16": Case("dcgan:digits", False, ("dcgan_step", 16, 1)),
@@ -97,11 +103,18 @@ def case_config(case: Case, steps: int, log_every: int):
 
 
 @contextlib.contextmanager
-def data_context(case: Case):
-  if case.mocked:
-    with mock_tfds(num_examples=256):
-      yield
-  else:
+def data_context(case: Case, config):
+  """The case's data: the TFDS mock (and its copy prepared at the config's
+  image size, `gen_jax.data.resized`, in a temporary data_dir) or the
+  embedded data."""
+  if not case.mocked:
+    yield
+    return
+  with mock_tfds(num_examples=256), tempfile.TemporaryDirectory() as d:
+    config.data.data_dir = d
+    if case.prepared:
+      with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+        resized.write(config.data.name, config.data.image_size, d)
     yield
 
 
@@ -162,7 +175,7 @@ def run_loop(case: Case, steps: int, log_every: int, fixed: bool) -> dict:
   end of its first step."""
   config = case_config(case, steps, log_every)
   out: dict = {}
-  with tempfile.TemporaryDirectory() as workdir, data_context(case), \
+  with tempfile.TemporaryDirectory() as workdir, data_context(case, config), \
       (fixed_batch() if fixed else contextlib.nullcontext()), \
       first_step_timer(out) as tae, open(os.devnull, "w") as null, \
       contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
@@ -179,7 +192,7 @@ def step_and_input(case: Case, steps: int) -> dict:
   """The bare compiled step (median ms) and the input pipeline alone (mean
   ms per global batch)."""
   config = case_config(case, steps, steps)
-  with data_context(case):
+  with data_context(case, config):
     s = train.setup(config)
     stream = s.stream()
     start = time.perf_counter()
