@@ -51,7 +51,10 @@ import jax
 import numpy as np
 
 from gen_jax import train
-from gen_jax.data import resized
+try:
+  from gen_jax.data import resized
+except ImportError:  # a version before prepared data (before/after runs)
+  resized = None
 from gen_jax.data.testing import mock_tfds
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -113,6 +116,8 @@ def data_context(case: Case, config):
   with mock_tfds(num_examples=256), tempfile.TemporaryDirectory() as d:
     config.data.data_dir = d
     if case.prepared:
+      if resized is None:
+        raise SystemExit("this gen_jax has no prepared data (data/resized.py)")
       with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
         resized.write(config.data.name, config.data.image_size, d)
     yield

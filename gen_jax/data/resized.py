@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from gen_jax.data import images as images_lib
 from gen_jax.data.base import Batch
+from gen_jax.errors import ConfigError
 
 SPLITS = ("train", "test")
 
@@ -49,6 +50,9 @@ def write(name: str, size: int, data_dir: str, chunk: int = 512) -> str:
   writes them (atomically: a directory renamed into place). Returns it."""
   from gen_jax.data import tfds_data
   spec = tfds_data.SPECS[name]
+  if "://" in data_dir:
+    raise ConfigError(f"prepare_data --image_size needs a local --data_dir "
+                      f"(training memory-maps the copy), not {data_dir}")
   if spec.stacked:
     raise ValueError(f"{name}: stacked examples are assembled per batch; "
                      "prepare mnist instead")
@@ -119,6 +123,8 @@ def open_split(name: str, split: str, size: int, data_dir: str,
   """The prepared split's loader and size, or None when there is no copy
   for this data (a copy of other data, by `fingerprint()`, is ignored with a
   warning)."""
+  if "://" in data_dir:  # memory maps need a local file
+    return None
   path = directory(data_dir, name, size)
   meta_path = os.path.join(path, "meta.json")
   if not os.path.exists(meta_path):
