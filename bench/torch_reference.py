@@ -10,6 +10,7 @@ the same map). The updates follow the PyTorch DCGAN example
 (same function).
 """
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -84,57 +85,73 @@ def _init(module: nn.Module) -> None:
 Step = Callable[[torch.Tensor], None]
 
 
+def _autocast(device: str, dtype: torch.dtype | None):
+  """bfloat16 autocast (weights float32) when `dtype` is given."""
+  if dtype is None:
+    return contextlib.nullcontext()
+  return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
 def dcgan_step(resolution: int, channels: int, batch: int = 64,
-               noise_dim: int = 100) -> Step:
-  """One iteration of the PyTorch DCGAN example: a D then a G Adam update."""
+               noise_dim: int = 100, device: str = "cpu",
+               dtype: torch.dtype | None = None) -> Step:
+  """One iteration of the PyTorch DCGAN example: a D then a G Adam update.
+  `device` and `dtype` (bfloat16 autocast) serve the GPU benchmark."""
   g = Generator(resolution, channels, noise_dim=noise_dim)
   d = Discriminator(resolution, channels)
   _init(g), _init(d)
+  g, d = g.to(device), d.to(device)
   opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
   opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
   bce = nn.BCEWithLogitsLoss()
-  ones, zeros = torch.ones(batch), torch.zeros(batch)
+  ones = torch.ones(batch, device=device)
+  zeros = torch.zeros(batch, device=device)
 
   def step(real: torch.Tensor) -> None:
-    d.zero_grad()
-    bce(d(real), ones).backward()
-    fake = g(torch.randn(batch, noise_dim))
-    bce(d(fake.detach()), zeros).backward()
-    opt_d.step()
-    g.zero_grad()
-    bce(d(fake), ones).backward()  # non-saturating loss, reusing `fake`
-    opt_g.step()
+    with _autocast(device, dtype):
+      d.zero_grad()
+      bce(d(real).float(), ones).backward()
+      fake = g(torch.randn(batch, noise_dim, device=device))
+      bce(d(fake.detach()).float(), zeros).backward()
+      opt_d.step()
+      g.zero_grad()
+      bce(d(fake).float(), ones).backward()  # non-saturating, reusing `fake`
+      opt_g.step()
   return step
 
 
 def wgan_gp_step(resolution: int, channels: int, batch: int = 64,
                  noise_dim: int = 100, n_critic: int = 5,
-                 weight: float = 10.0) -> Step:
+                 weight: float = 10.0, device: str = "cpu",
+                 dtype: torch.dtype | None = None) -> Step:
   """Gulrajani et al. 2017, Algorithm 1: n_critic critic updates with the
   gradient penalty (layer-normalised critic), then one generator update.
   `real` is (n_critic, B, C, H, W)."""
   g = Generator(resolution, channels, noise_dim=noise_dim)
   d = Discriminator(resolution, channels, norm="layer")
   _init(g), _init(d)
+  g, d = g.to(device), d.to(device)
   opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.0, 0.9))
   opt_d = torch.optim.Adam(d.parameters(), lr=1e-4, betas=(0.0, 0.9))
 
   def step(real: torch.Tensor) -> None:
-    for x in real:
-      with torch.no_grad():
-        fake = g(torch.randn(batch, noise_dim))
-      d.zero_grad()
-      eps = torch.rand(batch, 1, 1, 1)
-      x_hat = (eps * x + (1 - eps) * fake).requires_grad_(True)
-      grad, = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
-      norm = torch.sqrt(grad.flatten(1).pow(2).sum(1) + 1e-12)
-      loss = (d(fake).mean() - d(x).mean()
-              + weight * (norm - 1).pow(2).mean())
-      loss.backward()
-      opt_d.step()
-    g.zero_grad()
-    (-d(g(torch.randn(batch, noise_dim))).mean()).backward()
-    opt_g.step()
+    with _autocast(device, dtype):
+      for x in real:
+        with torch.no_grad():
+          fake = g(torch.randn(batch, noise_dim, device=device))
+        d.zero_grad()
+        eps = torch.rand(batch, 1, 1, 1, device=device)
+        x_hat = (eps * x + (1 - eps) * fake).requires_grad_(True)
+        grad, = torch.autograd.grad(d(x_hat).sum(), x_hat, create_graph=True)
+        norm = torch.sqrt(grad.float().flatten(1).pow(2).sum(1) + 1e-12)
+        loss = (d(fake).float().mean() - d(x).float().mean()
+                + weight * (norm - 1).pow(2).mean())
+        loss.backward()
+        opt_d.step()
+      g.zero_grad()
+      (-d(g(torch.randn(batch, noise_dim, device=device))).float().mean()
+       ).backward()
+      opt_g.step()
   return step
 
 

@@ -14,6 +14,8 @@ its own process, the sweep file's `command` with `${args}` expanded exactly as
   DIR/runs/NAME/     each trial's workdir; `log.txt` holds its output
   DIR/results.csv    one row per trial, best first: parameters, metric, status
   DIR/results.md     the same as a Markdown table
+  DIR/xla_cache/     JAX's persistent compilation cache, shared by the trials
+                     (unless JAX_COMPILATION_CACHE_DIR is set)
 
 Running the same command again resumes: trials with `summary.json` are done;
 trials that were running when the executor stopped are started again with the
@@ -473,6 +475,12 @@ class Executor:
     env = {k: v for k, v in os.environ.items() if k not in _AGENT_ENV}
     env.setdefault("WANDB_MODE", "offline")
     env.setdefault("WANDB_RUN_GROUP", self.sweep.name)  # one group per sweep
+    # Trials share compiled programs through JAX's persistent cache: a
+    # resumed trial, and trials differing only in what the program does
+    # not bake in (seed, data), skip compiling (BENCHMARKS.md, "The whole
+    # loop").
+    env.setdefault("JAX_COMPILATION_CACHE_DIR",
+                   os.path.join(self.directory, "xla_cache"))
     if self.workers > 1:  # several JAX processes share each accelerator
       env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     log = open(os.path.join(workdir, "log.txt"), "a")

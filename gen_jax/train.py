@@ -29,6 +29,12 @@ from gen_jax import workdir_lock
 from gen_jax.errors import Preempted
 from gen_jax.logger import MetricLogger
 
+# `init` runs once and is mostly random-number generation: XLA:CPU's
+# backend optimisation level 1 compiles it 3-4x faster (DCGAN: 1.2 s against
+# 4.4 s of CPU) to bitwise the same parameters (tests/test_train.py).
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
 def _prefetch(produce, size: int = 2):
   """Runs `produce()` in a background thread, `size` items ahead."""
   q: queue.Queue = queue.Queue(maxsize=size)
@@ -113,7 +119,8 @@ def setup(config) -> Setup:
   trainer = build_trainer(config, dataset.info, mesh)
   trainer.check_mesh(config, mesh)
   state_sharding = trainer.state_sharding(mesh)
-  init = jax.jit(trainer.init, out_shardings=state_sharding)
+  init = jax.jit(trainer.init, out_shardings=state_sharding,
+                 compiler_options=INIT_COMPILER_OPTIONS)
   # One program per phase, compiled when the phase is first reached.
   train_steps = tuple(jax.jit(
       trainer.phase_step(phase),

@@ -211,6 +211,7 @@ def test_executor_runs_a_grid_and_a_second_invocation_runs_nothing(tmp_path):
   out = tmp_path / "out"
   # Without WANDB_MODE the executor runs its trials with wandb offline.
   env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+  env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache even these
   first = _run_sweep(path, f"--workdir={out}", "--workers=2", env=env)
   assert first.returncode == 0, first.stderr
   rows = list(csv.DictReader(open(out / "results.csv")))
@@ -232,6 +233,8 @@ def test_executor_runs_a_grid_and_a_second_invocation_runs_nothing(tmp_path):
       out / "results.md").read()
   state = json.load(open(out / "sweep.json"))
   assert [t["status"] for t in state["trials"]] == ["finished", "finished"]
+  # The trials' compiled programs went to the sweep's shared cache.
+  assert any(n.startswith("jit_init") for n in os.listdir(out / "xla_cache"))
 
   second = _run_sweep(path, f"--workdir={out}", "--workers=2")
   assert second.returncode == 0, second.stderr

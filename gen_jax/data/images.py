@@ -92,6 +92,14 @@ def process(images: np.ndarray, *, image_size: int, value_range,
       as the images that need it are large (CelebA).
     prebinarized: the pixels are already 0 or 1 (TFDS `binarized_mnist`).
   """
+  return finish(unit_pixels(images, image_size=image_size, crop=crop,
+                            prebinarized=prebinarized), value_range, rng)
+
+
+def unit_pixels(images: np.ndarray, *, image_size: int, crop: bool = False,
+                prebinarized: bool = False) -> np.ndarray:
+  """The deterministic part of `process`: crop, resize, scale to [0, 1]
+  (float32). What `resized.py` stores once per dataset and size."""
   if crop:
     images = np.stack([_square_resize_array(im, image_size) for im in images])
   if prebinarized:
@@ -101,6 +109,13 @@ def process(images: np.ndarray, *, image_size: int, value_range,
   unit = np.clip(resize(unit, image_size), 0.0, 1.0)
   if prebinarized and unit.shape[1] != images.shape[1]:
     unit = (unit >= 0.5).astype(np.float32)  # resizing made greys: rebinarize
+  return unit
+
+
+def finish(unit: np.ndarray, value_range,
+           rng: np.random.Generator | None) -> np.ndarray:
+  """The per-batch part of `process`: the optional dynamic binarization,
+  then the value range."""
   if rng is not None:
     unit = binarize(unit, rng)
   return to_value_range(unit, value_range)

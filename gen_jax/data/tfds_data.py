@@ -27,13 +27,14 @@ import dataclasses
 import hashlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from gen_jax.data import images as images_lib
-from gen_jax.data import pipeline
+from gen_jax.data import pipeline, resized
 from gen_jax.data.base import Batch, DatasetInfo
 from gen_jax.errors import ConfigError, DataError
 
@@ -216,6 +217,21 @@ def _loader(name: str, source, image_size: int, value_range,
       source)
 
 
+def _split_loader(name: str, split: str, image_size: int, value_range,
+                  data_dir: str) -> tuple[pipeline.LoadFn, int]:
+  """The loader of `split` and its size: from the copy prepared at
+  `image_size` (`resized.py`) when there is one, else from TFDS's records."""
+  source = open_split(name, split, data_dir)
+  if not SPECS[name].stacked:
+    prepared = resized.open_split(
+        name, split, image_size, data_dir,
+        lambda: fingerprint(name, data_dir), value_range)
+    if prepared is not None:
+      return prepared
+  seed = _STACKED_TRAIN_SEED if split == "train" else _STACKED_EVAL_SEED
+  return _loader(name, source, image_size, value_range, seed)
+
+
 def tfds_dataset(cfg) -> pipeline.StreamingDataset:
   """The dataset `cfg.name` (a key of SPECS) configured by `config.data`."""
   name = cfg.name
@@ -228,10 +244,14 @@ def tfds_dataset(cfg) -> pipeline.StreamingDataset:
     raise ConfigError(f"config.data.image_size={image_size} must be positive")
   value_range = tuple(float(v) for v in cfg.value_range)
   data_dir = resolve_data_dir(cfg.get("data_dir"))
-  train_load, num_train = _loader(name, open_split(name, "train", data_dir),
-                                  image_size, value_range, _STACKED_TRAIN_SEED)
-  eval_load, num_eval = _loader(name, open_split(name, "test", data_dir),
-                                image_size, value_range, _STACKED_EVAL_SEED)
+  train_load, num_train = _split_loader(name, "train", image_size,
+                                        value_range, data_dir)
+  eval_load, num_eval = _split_loader(name, "test", image_size, value_range,
+                                      data_dir)
+  if spec.crop and not isinstance(train_load, resized.PreparedLoader):
+    print(f"note: {name} is decoded, cropped and resized to {image_size} px "
+          f"in every batch; to do that once: "
+          f"{resized.command(name, image_size, data_dir)}", file=sys.stderr)
   extras = {"data_dir": data_dir}
   if spec.labels:
     extras["num_classes"] = 10
@@ -279,9 +299,8 @@ def split_batches(name: str, split: str, image_size: int,
   Processed exactly as the dataset's batches are (same crop and resize);
   stacked_mnist draws its triples as the dataset does.
   """
-  seed = _STACKED_TRAIN_SEED if split == "train" else _STACKED_EVAL_SEED
-  load, num = _loader(name, open_split(name, split, resolve_data_dir(data_dir)),
-                      image_size, value_range, seed)
+  load, num = _split_loader(name, split, image_size, value_range,
+                            resolve_data_dir(data_dir))
   for i in range(0, num, chunk):
     yield load(np.arange(i, min(i + chunk, num)), None)
 

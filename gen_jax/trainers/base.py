@@ -248,6 +248,10 @@ class ArchSpec:
   validate: Callable[[Any], None] = lambda config: None
   small: Callable[[Any], None] = lambda sub: None
   conditional: bool = False  # can take class labels
+  # Its critic's gradients stay fast inside a `lax.scan` on XLA:CPU (every
+  # convolution is a conv2x layer or none: see BENCHMARKS.md), so n_critic
+  # updates can be one loop body, compiled once, instead of n copies.
+  loop_safe: bool = False
 
 
 def check_arch(config, archs: Registry[ArchSpec]) -> ArchSpec:
