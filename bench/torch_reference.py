@@ -177,3 +177,104 @@ def vae_step(input_dim: int, batch: int = 128, hidden: int = 500,
     (nll + kl).mean().backward()
     opt.step()
   return step
+
+
+# -- SNGAN (Miyato et al. 2018), mirroring gen_jax/models/resnet.py ---------
+
+def _sn(layer: nn.Module, on: bool) -> nn.Module:
+  """One power iteration per forward pass, as gen_jax's SpectralNorm."""
+  return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
+class ResGBlock(nn.Module):
+  """BN -> ReLU -> up -> conv3 -> BN -> ReLU -> conv3, + up -> conv1."""
+
+  def __init__(self, cin: int, cout: int):
+    super().__init__()
+    self.bn0, self.bn1 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+    self.conv0 = nn.Conv2d(cin, cout, 3, padding=1)
+    self.conv1 = nn.Conv2d(cout, cout, 3, padding=1)
+    self.shortcut = nn.Conv2d(cin, cout, 1)
+    self.up = nn.Upsample(scale_factor=2, mode="nearest")
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    h = self.conv0(self.up(torch.relu(self.bn0(x))))
+    h = self.conv1(torch.relu(self.bn1(h)))
+    return h + self.shortcut(self.up(x))
+
+
+class ResDBlock(nn.Module):
+  """[ReLU] -> conv3 -> ReLU -> conv3 -> [pool], + shortcut (SNGAN's
+  optimized first block pools before its 1x1 conv)."""
+
+  def __init__(self, cin: int, cout: int, down: bool, first: bool):
+    super().__init__()
+    self.down, self.first = down, first
+    self.conv0 = _sn(nn.Conv2d(cin, cout, 3, padding=1), True)
+    self.conv1 = _sn(nn.Conv2d(cout, cout, 3, padding=1), True)
+    self.shortcut = (_sn(nn.Conv2d(cin, cout, 1), True)
+                     if first or down or cin != cout else None)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    pool = lambda v: nn.functional.avg_pool2d(v, 2) if self.down else v
+    h = x if self.first else torch.relu(x)
+    h = pool(self.conv1(torch.relu(self.conv0(h))))
+    if self.first:
+      return h + self.shortcut(pool(x))
+    s = self.shortcut(x) if self.shortcut is not None else x
+    return h + pool(s)
+
+
+class SNGANGenerator(nn.Module):
+  def __init__(self, resolution: int, channels: int, width: int,
+               noise_dim: int = 128):
+    super().__init__()
+    n = int(round(math.log2(resolution // 4)))
+    self.width = width
+    self.dense = nn.Linear(noise_dim, 4 * 4 * width)
+    self.blocks = nn.Sequential(*[ResGBlock(width, width) for _ in range(n)])
+    self.bn = nn.BatchNorm2d(width)
+    self.out = nn.Conv2d(width, channels, 3, padding=1)
+
+  def forward(self, z: torch.Tensor) -> torch.Tensor:
+    x = self.dense(z).view(z.shape[0], 4, 4, self.width).permute(0, 3, 1, 2)
+    x = torch.relu(self.bn(self.blocks(x)))
+    return torch.tanh(self.out(x))
+
+
+class SNGANDiscriminator(nn.Module):
+  def __init__(self, channels: int, width: int, down: tuple[bool, ...]):
+    super().__init__()
+    self.blocks = nn.Sequential(*[
+        ResDBlock(channels if i == 0 else width, width, d, i == 0)
+        for i, d in enumerate(down)])
+    self.out = _sn(nn.Linear(width, 1), True)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    phi = torch.relu(self.blocks(x)).sum(dim=(2, 3))
+    return self.out(phi)[:, 0]
+
+
+def sngan_step(resolution: int, channels: int, g_width: int, d_width: int,
+               d_down: tuple[bool, ...], batch: int = 64,
+               noise_dim: int = 128, n_critic: int = 5) -> Step:
+  """SNGAN's update (configs/sngan.py): n_critic hinge-loss critic updates,
+  each on fresh fakes, then a generator update; Adam 2e-4, betas (0, 0.9).
+  `real` is (n_critic, B, C, H, W)."""
+  g = SNGANGenerator(resolution, channels, g_width, noise_dim)
+  d = SNGANDiscriminator(channels, d_width, d_down)
+  opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.0, 0.9))
+  opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.0, 0.9))
+
+  def step(real: torch.Tensor) -> None:
+    for x in real:
+      with torch.no_grad():
+        fake = g(torch.randn(batch, noise_dim))
+      d.zero_grad()
+      (torch.relu(1 - d(x)).mean() + torch.relu(1 + d(fake)).mean()
+       ).backward()
+      opt_d.step()
+    g.zero_grad()
+    (-d(g(torch.randn(batch, noise_dim))).mean()).backward()
+    opt_g.step()
+  return step

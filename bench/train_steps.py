@@ -51,6 +51,14 @@ CASES = {
                       lambda: torch_reference.wgan_gp_step(28, 1)),
     "wgan_gp16": Case("wgan_gp", "digits", (16, 16, 1),
                       lambda: torch_reference.wgan_gp_step(16, 1)),
+    # configs/sngan.py:digits (widths 32, critic blocks down, down, -;
+    # n_critic 2) and :cifar10 (G 256, D 128, down, down, -, -; n_critic 5).
+    "sngan16": Case("sngan", "digits", (16, 16, 1),
+                    lambda: torch_reference.sngan_step(
+                        16, 1, 32, 32, (True, True, False), n_critic=2)),
+    "sngan32": Case("sngan", "cifar10", (32, 32, 3),
+                    lambda: torch_reference.sngan_step(
+                        32, 3, 256, 128, (True, True, False, False))),
     "vae28": Case("vae", "mnist", (28, 28, 1),
                   lambda: torch_reference.vae_step(784)),
 }
