@@ -125,6 +125,7 @@ class Pix2PixTrainer(translation.TranslationTrainer):
         objectives.Term("l1", G, lambda i: jnp.mean(jnp.abs(
             i["fake"] - i["target"])), weight=p.l1_weight),
     ]
+    self.d_terms = self.terms
 
   def init(self, key: jax.Array) -> TrainState:
     return base.init_state(self.networks, key)
@@ -140,22 +141,6 @@ class Pix2PixTrainer(translation.TranslationTrainer):
                                     rngs={"dropout": key},
                                     mutable=list(g_state))
     return self.constrain(out), new
-
-  def critic(self, params, d_state, x, cond):
-    out, new = self.discriminator.apply(
-        {"params": params, **d_state}, x, cond, train=True,
-        mutable=list(d_state))
-    return out, new
-
-  def _d_objective(self, params, d_state, real, fake, cond, step):
-    real_logits, d_state = self.critic(params, d_state, real, cond)
-    fake_logits, d_state = self.critic(params, d_state, fake, cond)
-    total, metrics = objectives.objective(
-        self.terms, D, {"real_logits": real_logits,
-                        "fake_logits": fake_logits}, step)
-    metrics["d_real"] = jnp.mean(real_logits)
-    metrics["d_fake"] = jnp.mean(fake_logits)
-    return total, (d_state, metrics)
 
   def _g_objective(self, g_params, state, cond, target, key):
     fake, g_state = self.generate(g_params, state.model_state[G], cond, key,
@@ -173,9 +158,9 @@ class Pix2PixTrainer(translation.TranslationTrainer):
     target, cond = batch["x"][0], batch["cond"][0]
     fake, _ = self.generate(state.params[G], state.model_state[G], cond, key,
                             train=True)
-    grads, (d_state, d_metrics) = jax.grad(self._d_objective, has_aux=True)(
+    grads, (d_state, d_metrics) = jax.grad(self.d_objective, has_aux=True)(
         state.params[D], state.model_state[D], target,
-        jax.lax.stop_gradient(fake), cond, state.step)
+        jax.lax.stop_gradient(fake), state.step, cond)
     state = base.apply_gradients(self.networks[D], state, D, grads)
     state = state.replace(model_state={**state.model_state, D: d_state})
     # The same dropout draw as the critic's fakes: G is judged on them.

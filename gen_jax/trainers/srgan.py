@@ -154,6 +154,7 @@ class SrganTrainer(translation.TranslationTrainer):
             objectives.Term("d_loss", D, lambda i: self.loss.discriminator(
                 i["real_logits"], i["fake_logits"]))],
     }
+    self.d_terms = self.terms[ADVERSARIAL]
 
   def _features(self, params, x):
     return self.vgg.apply({"params": params}, x)
@@ -169,20 +170,6 @@ class SrganTrainer(translation.TranslationTrainer):
     out, new = self.generator.apply({"params": params, **g_state}, cond,
                                     train=True, mutable=list(g_state))
     return self.constrain(out), new
-
-  def critic(self, params, d_state, x):
-    return self.discriminator.apply({"params": params, **d_state}, x,
-                                    train=True, mutable=list(d_state))
-
-  def _d_objective(self, params, d_state, real, fake, step):
-    real_logits, d_state = self.critic(params, d_state, real)
-    fake_logits, d_state = self.critic(params, d_state, fake)
-    total, metrics = objectives.objective(
-        self.terms[ADVERSARIAL], D, {"real_logits": real_logits,
-                                     "fake_logits": fake_logits}, step)
-    metrics["d_real"] = jnp.mean(real_logits)
-    metrics["d_fake"] = jnp.mean(fake_logits)
-    return total, (d_state, metrics)
 
   def _g_objective(self, g_params, state, cond, target, phase):
     fake, g_state = self.generate(g_params, state.model_state[G], cond, None,
@@ -206,7 +193,7 @@ class SrganTrainer(translation.TranslationTrainer):
     if phase == ADVERSARIAL:
       fake, _ = self.generate(state.params[G], state.model_state[G], cond,
                               None, train=True)
-      grads, (d_state, metrics) = jax.grad(self._d_objective, has_aux=True)(
+      grads, (d_state, metrics) = jax.grad(self.d_objective, has_aux=True)(
           state.params[D], state.model_state[D], target,
           jax.lax.stop_gradient(fake), state.step)
       state = base.apply_gradients(self.networks[D], state, D, grads)
