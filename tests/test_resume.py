@@ -27,10 +27,10 @@ FLAGS = ["--config=configs/gan_2d.py:ring,small",
          "--config.train.keep_checkpoints=2", "--config.gan.n_critic=2",
          "--config.gan.ema_decay=0.9", "--config.model.d_norm=batch"]
 # CycleGAN: its image pools (state.aux) and its two independently shuffled
-# data streams must survive a kill too (checkpoint steps 2, 4, 6; log 3).
+# data streams must survive a kill too (checkpoints every 2 steps; log 3).
 CYCLEGAN_FLAGS = ["--config=configs/cyclegan.py:digit_domains,small",
-                  "--config.train.num_steps=6", "--config.train.log_every=3",
-                  "--config.train.eval_every=6",
+                  "--config.train.num_steps=8", "--config.train.log_every=3",
+                  "--config.train.eval_every=8",
                   "--config.train.checkpoint_every=2",
                   "--config.train.keep_checkpoints=2"]
 TIMING = ("steps_per_sec",)
@@ -125,9 +125,9 @@ def test_killed_cyclegan_resumes_bitwise(tmp_path, env):
   reference = start(env, tmp_path / "reference", flags=flags)
   workdir = tmp_path / "interrupted"
   # Each step draws two batches (domain B's `x`, domain A's `cond`): the
-  # 9th draw is step 5's (the loop draws up to 2 steps ahead), after the
-  # checkpoint at step 2 was started.
-  code, err = run(env, workdir, ("kill_at_batch", "9"), flags)
+  # 13th draw is step 7's, drawn ahead while step 5 or 6 runs, after the
+  # checkpoint at step 2 is on disk.
+  code, err = run(env, workdir, ("kill_at_batch", "13"), flags)
   assert code == -9, err
   code, err = run(env, workdir, ("sigterm_at_batch", "3"), flags)
   assert code == 0, err
@@ -137,6 +137,6 @@ def test_killed_cyclegan_resumes_bitwise(tmp_path, env):
   code, err = finish(reference)
   assert code == 0, err
   assert metrics(workdir) == metrics(tmp_path / "reference")
-  assert steps_in(workdir) == steps_in(tmp_path / "reference") == ["4", "6"]
-  assert_bitwise_equal(read_checkpoint(workdir, 6),
-                       read_checkpoint(tmp_path / "reference", 6))
+  assert steps_in(workdir) == steps_in(tmp_path / "reference") == ["6", "8"]
+  assert_bitwise_equal(read_checkpoint(workdir, 8),
+                       read_checkpoint(tmp_path / "reference", 8))

@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax import losses, objectives, schedules
+from gen_jax import losses, objectives
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
 from gen_jax.models import patchgan, unet
 from gen_jax.trainers import base, translation
-from gen_jax.trainers.base import Network, TrainState
+from gen_jax.trainers.base import TrainState
 from gen_jax.trainers.gan import two_adams
 from gen_jax.validation import at_least, one_of, positive
 
@@ -97,7 +97,7 @@ class Pix2PixTrainer(translation.TranslationTrainer):
 
   def __init__(self, config, info: DatasetInfo, constrain=lambda x: x):
     self.config, self.info, self.constrain = config, info, constrain
-    m, p, o = config.model, config.pix2pix, config.optim
+    m, p = config.model, config.pix2pix
     h, _, c = info.example_shape
     self.generator = unet.UNet(
         channels=c, width=m.g_width, depth=m.depth or unet.depth_for(h),
@@ -106,17 +106,9 @@ class Pix2PixTrainer(translation.TranslationTrainer):
                                            n_layers=m.d_layers,
                                            norm=m.d_norm)
     self.loss = losses.GAN_LOSSES.get(p.loss)
-    steps = config.train.num_steps
-    source = jnp.zeros((2, *info.extras["cond_shape"]), jnp.float32)
-    x = jnp.zeros((2, *info.example_shape), jnp.float32)
-    self.networks = {
-        G: Network(self.generator, (source,),
-                   schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps),
-                   {"train": False}),
-        D: Network(self.discriminator, (x, source),
-                   schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, steps),
-                   {"train": False}),
-    }
+    self.networks = translation.generator_and_critic(
+        config, info, self.generator, self.discriminator,
+        conditional_critic=True)
     self.terms = [
         objectives.Term("d_loss", D, lambda i: self.loss.discriminator(
             i["real_logits"], i["fake_logits"]), weight=0.5),

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax import losses, objectives, schedules
+from gen_jax import losses, objectives
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
 from gen_jax.models import srresnet, vgg
@@ -106,8 +106,7 @@ class SrganTrainer(translation.TranslationTrainer):
 
   def __init__(self, config, info: DatasetInfo, constrain=lambda x: x):
     self.config, self.info, self.constrain = config, info, constrain
-    m, s, o = config.model, config.srgan, config.optim
-    steps = config.train.num_steps
+    m, s = config.model, config.srgan
     self.phase_starts = (s.pretrain_steps,)
     self.generator = srresnet.SRResNet(
         channels=info.example_shape[-1], scale=scale_of(info),
@@ -115,16 +114,10 @@ class SrganTrainer(translation.TranslationTrainer):
     self.discriminator = srresnet.SRDiscriminator(
         width=m.d_width, num_layers=m.d_layers, dense=m.d_dense)
     self.loss = losses.GAN_LOSSES.get(s.loss)
-    source = jnp.zeros((2, *info.extras["cond_shape"]), jnp.float32)
+    self.networks = translation.generator_and_critic(
+        config, info, self.generator, self.discriminator,
+        conditional_critic=False)
     x = jnp.zeros((2, *info.example_shape), jnp.float32)
-    self.networks = {
-        G: Network(self.generator, (source,),
-                   schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps),
-                   {"train": False}),
-        D: Network(self.discriminator, (x,),
-                   schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, steps),
-                   {"train": False}),
-    }
     if s.vgg_weights:
       self.vgg = vgg.VGGFeatures(layer=s.vgg_layer,
                                  value_range=tuple(info.value_range))

@@ -18,12 +18,12 @@ for its bicubic upsampling (`bicubic_*`), the baseline.
 import jax
 import jax.numpy as jnp
 
-from gen_jax import objectives
+from gen_jax import objectives, schedules
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
 from gen_jax.metrics import pixels
 from gen_jax.trainers import base
-from gen_jax.trainers.base import TrainState
+from gen_jax.trainers.base import Network, TrainState
 
 G, D = "generator", "discriminator"
 
@@ -39,6 +39,24 @@ def check_paired(config, info: DatasetInfo) -> None:
     raise ConfigError(
         f"config.trainer={config.trainer!r} needs paired data (each source "
         f"with its target); {info.name!r} is unpaired (use cyclegan)")
+
+
+def generator_and_critic(config, info: DatasetInfo, generator, critic,
+                         conditional_critic: bool) -> dict[str, Network]:
+  """{G: the generator on sources, D: the critic on targets (with their
+  sources when `conditional_critic`)}, each with its Adam of
+  `config.optim` (g_* and d_* fields, `decay` over the run)."""
+  o, steps = config.optim, config.train.num_steps
+  source = jnp.zeros((2, *info.extras["cond_shape"]), jnp.float32)
+  x = jnp.zeros((2, *info.example_shape), jnp.float32)
+  return {
+      G: Network(generator, (source,),
+                 schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps),
+                 {"train": False}),
+      D: Network(critic, (x, source) if conditional_critic else (x,),
+                 schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, steps),
+                 {"train": False}),
+  }
 
 
 def image_metrics(out: jax.Array, target: jax.Array,
