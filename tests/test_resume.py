@@ -124,10 +124,10 @@ def test_killed_cyclegan_resumes_bitwise(tmp_path, env):
   flags = tuple(CYCLEGAN_FLAGS)
   reference = start(env, tmp_path / "reference", flags=flags)
   workdir = tmp_path / "interrupted"
-  # Each step draws two batches (domain B's `x`, domain A's `cond`): the
-  # 13th draw is step 7's, drawn ahead while step 5 or 6 runs, after the
-  # checkpoint at step 2 is on disk.
-  code, err = run(env, workdir, ("kill_at_batch", "13"), flags)
+  # Each step draws two batches (domain B's `x`, domain A's `cond`), and
+  # the loop draws up to 3 steps ahead: the 15th draw (step 8's) comes
+  # after step 4 ended, whose save waited for step 2's to be on disk.
+  code, err = run(env, workdir, ("kill_at_batch", "15"), flags)
   assert code == -9, err
   code, err = run(env, workdir, ("sigterm_at_batch", "3"), flags)
   assert code == 0, err
