@@ -31,7 +31,9 @@ def test_generator_and_discriminator_terms_by_hand():
   real_a, real_b, cyc_a, cyc_b, same_a, same_b = (img() for _ in range(6))
   fake_a_logits = jnp.array([[0.5], [-1.0]])
   fake_b_logits = jnp.array([[2.0], [0.0]])
-  trainer = trainer_of(load_config("cyclegan", "small"))
+  c = load_config("cyclegan", "small")
+  c.cyclegan.identity_weight = 0.5  # the paper's (digit_domains: 0)
+  trainer = trainer_of(c)
   inputs = {"real_a": real_a, "real_b": real_b, "cycle_a": cyc_a,
             "cycle_b": cyc_b, "same_a": same_a, "same_b": same_b,
             "fake_a_logits": fake_a_logits, "fake_b_logits": fake_b_logits}
@@ -68,9 +70,11 @@ def test_generator_and_discriminator_terms_by_hand():
 
 def test_identity_weight_zero_drops_the_identity_terms():
   c = load_config("cyclegan", "small")
-  c.cyclegan.identity_weight = 0.0
+  assert c.cyclegan.identity_weight == 0.0  # digit_domains: see its config
   names = [t.name for t in trainer_of(c).terms]
   assert "identity_a" not in names and "cycle_a" in names
+  c.cyclegan.identity_weight = 0.5
+  assert "identity_a" in [t.name for t in trainer_of(c).terms]
 
 
 # -- the image pool ---------------------------------------------------------------
@@ -208,8 +212,31 @@ def test_paper_settings_for_horse2zebra():
   assert (c.model.g_blocks, c.model.d_layers, c.model.d_norm) == (
       9, 3, "instance")
   assert c.cyclegan.pool_size == 50 and c.cyclegan.cycle_weight == 10
+  assert c.cyclegan.identity_weight == 0.5
   assert c.train.num_steps == 200 * 1334
   assert (c.optim.g_lr, c.optim.g_b1) == (2e-4, 0.5)
+
+
+# -- content kept: the label metric ---------------------------------------------
+
+def test_label_metric_reads_the_digit_of_a_perfect_translation():
+  """`cycle_labels` on an oracle of `digit_domains:invert` (inversion is
+  negation in [-1, 1]): the digits read back as their sources' labels as
+  often as real images' do; labels shifted by one read as wrong."""
+  from gen_jax.evaluators import cycle
+  s = train.setup(load_config("cyclegan", "digit_domains:invert,small"))
+  ref = s.evaluation.reference()
+  oracle = {"cond": ref["cond"], "x": -ref["cond"], "label": ref["cond_label"],
+            "b": ref["x"], "b_to_a": -ref["x"], "b_label": ref["label"]}
+  (m,), pictures = cycle.cycle_labels(s.evaluation.ctx, [oracle])
+  assert not pictures
+  assert m["label_real_a"] > 0.9 and m["label_real_b"] > 0.9
+  assert m["label_ab"] > 0.9 and m["label_ba"] > 0.9
+  assert m["label_untranslated"] < 0.3  # B's classifier on A images
+  shifted = {**oracle, "label": (oracle["label"] + 1) % 10,
+             "b_label": (oracle["b_label"] + 1) % 10}
+  (m,), _ = cycle.cycle_labels(s.evaluation.ctx, [shifted])
+  assert m["label_ab"] < 0.1 and m["label_ba"] < 0.1
 
 
 # -- a run ----------------------------------------------------------------------
@@ -223,7 +250,8 @@ def test_run_resumes_bitwise_with_its_pools(tmp_path):
   c.train.keep_checkpoints = 5
   final = train.train_and_evaluate(c, str(tmp_path))
   for k in ("eval/cycle_a", "eval/cycle_b", "eval/fid_ab", "eval/fid_ba",
-            "eval/fid_untranslated", "cycle_a", "identity_b", "d_b_loss"):
+            "eval/fid_untranslated", "eval/label_ab", "eval/label_ba",
+            "cycle_a", "d_b_loss"):
     assert np.isfinite(final[k]), k
   picture = tmp_path / "samples" / "cycles_step_0000004.png"
   from PIL import Image

@@ -111,7 +111,7 @@ def small(name, **train_fields):
   return config
 
 
-@pytest.mark.parametrize("name", ["vae", "gan_2d"])
+@pytest.mark.parametrize("name", ["vae", "gan_2d", "cyclegan"])
 def test_stop_names_the_step_and_saves_nothing_after_it(tmp_path, name,
                                                        nan_batch):
   config = small(name, on_nonfinite="stop")

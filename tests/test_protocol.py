@@ -89,13 +89,14 @@ def test_default_evaluators_suit_the_dataset_and_trainer():
   assert names["gan_2d:ring,small"] == ["mixture", "samples"]
   assert names["cgan:small"] == ["class_accuracy", "domain", "intra_fid",
                                  "samples"]
-  # Image-to-image: no prior to sample; held-out metrics and translations.
+  # Paired image-to-image: no prior; held-out metrics and the picture of
+  # its samples, translations of held-out sources beside their targets.
   assert names["pix2pix:small"] == names["srgan:small"] == [
       "held_out", "translations"]
   # CycleGAN samples translations of held-out inputs: the sample metrics
   # apply to them, with its cycle picture and FIDs against the baseline.
-  assert names["cyclegan:small"] == ["domain", "held_out", "translation_fid",
-                                     "cycles", "samples"]
+  assert names["cyclegan:small"] == ["cycle_labels", "domain", "held_out",
+                                     "translation_fid", "cycles", "samples"]
 
 
 def test_wrappers_are_trainers_of_the_same_networks():

@@ -26,6 +26,13 @@ FLAGS = ["--config=configs/gan_2d.py:ring,small",
          "--config.train.eval_every=4", "--config.train.checkpoint_every=2",
          "--config.train.keep_checkpoints=2", "--config.gan.n_critic=2",
          "--config.gan.ema_decay=0.9", "--config.model.d_norm=batch"]
+# CycleGAN: its image pools (state.aux) and its two independently shuffled
+# data streams must survive a kill too (checkpoints every 2 steps; log 3).
+CYCLEGAN_FLAGS = ["--config=configs/cyclegan.py:digit_domains,small",
+                  "--config.train.num_steps=8", "--config.train.log_every=3",
+                  "--config.train.eval_every=8",
+                  "--config.train.checkpoint_every=2",
+                  "--config.train.keep_checkpoints=2"]
 TIMING = ("steps_per_sec",)
 
 
@@ -39,10 +46,10 @@ def env(tmp_path_factory):
   return e
 
 
-def start(env, workdir, fault=None):
+def start(env, workdir, fault=None, flags=tuple(FLAGS)):
   script = (["-m", "gen_jax.main"] if fault is None else
             [os.path.join(REPO, "tests", "faulty_main.py"), *fault])
-  return subprocess.Popen([sys.executable, *script, *FLAGS,
+  return subprocess.Popen([sys.executable, *script, *flags,
                            f"--workdir={workdir}"], cwd=REPO, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
@@ -53,8 +60,8 @@ def finish(process):
   return process.returncode, err
 
 
-def run(env, workdir, fault=None):
-  return finish(start(env, workdir, fault))
+def run(env, workdir, fault=None, flags=tuple(FLAGS)):
+  return finish(start(env, workdir, fault, flags))
 
 
 def metrics(workdir):
@@ -107,3 +114,29 @@ def test_interrupted_run_resumes_bitwise(tmp_path, env):
     assert_bitwise_equal(read_checkpoint(workdir, step),
                          read_checkpoint(tmp_path / "reference", step))
   assert glob.glob(str(workdir / "samples" / "step_0000008.png"))
+
+
+def test_killed_cyclegan_resumes_bitwise(tmp_path, env):
+  """SIGKILL mid-training, then SIGTERM, then a plain resume: CycleGAN's
+  final checkpoint (four networks, their Adams, the pools and their fill
+  counts, both streams' positions) and metrics are bitwise those of an
+  uninterrupted run. (Its in-process resume: tests/test_cyclegan.py.)"""
+  flags = tuple(CYCLEGAN_FLAGS)
+  reference = start(env, tmp_path / "reference", flags=flags)
+  workdir = tmp_path / "interrupted"
+  # Each step draws two batches (domain B's `x`, domain A's `cond`), and
+  # the loop draws up to 3 steps ahead: the 15th draw (step 8's) comes
+  # after step 4 ended, whose save waited for step 2's to be on disk.
+  code, err = run(env, workdir, ("kill_at_batch", "15"), flags)
+  assert code == -9, err
+  code, err = run(env, workdir, ("sigterm_at_batch", "3"), flags)
+  assert code == 0, err
+  assert "resuming" in err and re.search(r"preempted \(SIGTERM\)", err), err
+  code, err = run(env, workdir, flags=flags)
+  assert code == 0, err
+  code, err = finish(reference)
+  assert code == 0, err
+  assert metrics(workdir) == metrics(tmp_path / "reference")
+  assert steps_in(workdir) == steps_in(tmp_path / "reference") == ["6", "8"]
+  assert_bitwise_equal(read_checkpoint(workdir, 8),
+                       read_checkpoint(tmp_path / "reference", 8))

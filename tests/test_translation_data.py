@@ -17,7 +17,8 @@ from test_embedded_data import data_config, stream
     ("digit_thicken", 16, (16, 16, 1), (16, 16, 1), True),
     ("digit_superres", 16, (16, 16, 1), (8, 8, 1), True),
     ("digit_superres:4", 32, (32, 32, 1), (8, 8, 1), True),
-    ("digit_domains", 16, (16, 16, 1), (16, 16, 1), False)])
+    ("digit_domains", 16, (16, 16, 1), (16, 16, 1), False),
+    ("digit_domains:invert", 16, (16, 16, 1), (16, 16, 1), False)])
 def test_translation_batches_follow_the_contract(name, size, x_shape,
                                                  cond_shape, paired):
   ds = data.get_dataset(data_config(name, image_size=size))
@@ -32,7 +33,9 @@ def test_translation_batches_follow_the_contract(name, size, x_shape,
     assert v.dtype == np.float32 and v.min() >= -1 and v.max() <= 1
   ev = next(ds.eval_batches(local_batch_size=8, process_index=0,
                             process_count=1))
-  assert set(ev) == {"x", "cond", "mask"}
+  # Unpaired digits carry held-out labels for the label metric.
+  labels = set() if paired else {"label", "cond_label"}
+  assert set(ev) == {"x", "cond", "mask"} | labels
   assert ev["cond"].shape == (8, *cond_shape)
 
 
@@ -64,7 +67,7 @@ def test_thicken_invert_by_hand():
 
 
 def test_digit_domains_are_unpaired_and_disjoint():
-  ds = data.get_dataset(data_config("digit_domains"))
+  ds = data.get_dataset(data_config("digit_domains"))  # thicken
   train = ds.arrays("train")
   digits = embedded._digit_split(16)[0][0]
   b_sources = 1 - (train["x"] + 1) / 2   # dilated digits of domain B
@@ -106,6 +109,26 @@ def test_unpaired_stream_resumes_and_shards():
   for k in whole:
     np.testing.assert_array_equal(whole[k],
                                   np.concatenate([p[k] for p in parts]))
+
+
+def test_digit_domains_styles_and_labels():
+  digits, labels = embedded._digit_split(16)[1]  # held out
+  ds = data.get_dataset(data_config("digit_domains:invert"))
+  ev = ds.arrays("test")
+  assert ds.info.extras["classifier_b"] == "digits_inverted"
+  # Each image is its label's digit: B inverted, A as it is.
+  key = lambda im: (np.round(im, 5) + 0.0).tobytes()  # + 0.0: no -0.0
+  index = {key(2 * d - 1): y for d, y in zip(digits, labels)}
+  for a, y in zip(ev["cond"], ev["cond_label"]):
+    assert index[key(a)] == y
+  for b, y in zip(ev["x"], ev["label"]):
+    assert index[key(-b)] == y
+  thick = data.get_dataset(data_config("digit_domains"))
+  assert thick.info.extras["classifier_b"] == "digits_thickened"
+  np.testing.assert_array_equal(thick.arrays("test")["cond_label"],
+                                ev["cond_label"])  # the same split
+  with pytest.raises(DataError, match="must be one of thicken, invert"):
+    data.get_dataset(data_config("digit_domains:rotate"))
 
 
 def test_bad_superres_scale_is_one_line():

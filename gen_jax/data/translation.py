@@ -14,10 +14,14 @@ corresponds to `x[i]`, `info.extras['cond_shape']` is (h, w, c)
   antialiased) by 2 -> the digit at `config.data.image_size`;
   `digit_superres:4` downsamples by 4 (use image_size 32 so the input is
   8x8).
-- `digit_domains` (unpaired, CycleGAN): A (`cond`) = digits, B (`x`) =
-  thickened, colour-inverted digits. A and B come from disjoint halves of
+- `digit_domains[:STYLE]` (unpaired, CycleGAN): A (`cond`) = digits, B
+  (`x`) = other digits in another style: `thicken` (the default: thickened
+  by a 3x3 grey dilation and colour-inverted, dark thick strokes on light)
+  or `invert` (colour-inverted only). A and B come from disjoint halves of
   the training (and held-out) digits, and each is shuffled with its own
   permutation, so no `x` is the image of its `cond`.
+  The held-out batches carry the digits' labels (`label` of B, `cond_label`
+  of A) for the `cycle_labels` metric; the training batches do not.
 
 The held-out split is the digits' (297 examples; for `digit_domains` its
 two halves, 148 pairs of unrelated A and B images).
@@ -167,21 +171,48 @@ class UnpairedDataset:
                               process_count=process_count)
 
 
+# `digit_domains[:STYLE]`: domain B's look, a function of a digit in [0, 1].
+DOMAIN_STYLES = {"thicken": thicken_invert,
+                 "invert": lambda x: (1.0 - x).astype(np.float32)}
+# The classifier (`metrics/classifier.py`'s CLASSIFIER_DATA) that reads the
+# digit of a domain B image of each style.
+STYLE_CLASSIFIERS = {"thicken": "digits_thickened",
+                     "invert": "digits_inverted"}
+
+
+def domain_style(name: str) -> str:
+  """'digit_domains' -> 'thicken', 'digit_domains:invert' -> 'invert'."""
+  _, _, arg = name.partition(":")
+  style = arg or "thicken"
+  if style not in DOMAIN_STYLES:
+    raise DataError(f"config.data.name={name!r}: the style after the colon "
+                    f"must be one of {', '.join(DOMAIN_STYLES)}")
+  return style
+
+
 def digit_domains(cfg) -> UnpairedDataset:
-  (x, _), (x_eval, _) = _digit_split(cfg.image_size)
+  style = domain_style(cfg.name)
+  to_b = DOMAIN_STYLES[style]
+  (x, y), (x_eval, y_eval) = _digit_split(cfg.image_size)
   vr = tuple(cfg.value_range)
 
-  def halves(images, seed):
+  def halves(images, labels, seed):
     perm = np.random.default_rng(seed).permutation(len(images))
     h = len(images) // 2
-    return images[perm[:h]], images[perm[h:2 * h]]
+    a, b = perm[:h], perm[h:2 * h]
+    return (images[a], labels[a]), (images[b], labels[b])
 
-  a, b = halves(x, 11)
-  a_eval, b_eval = halves(x_eval, 12)
-  train = {"x": _scale(thicken_invert(b), vr), "cond": _scale(a, vr)}
-  eval_ = {"x": _scale(thicken_invert(b_eval), vr),
-           "cond": _scale(a_eval, vr)}
-  # The digit classifier's features give domain FIDs of translations.
-  info = _info("digit_domains", train["x"], train["cond"], len(a_eval), vr,
-               False, classifier="digits")
+  (a, _), (b, _) = halves(x, y, 11)
+  (a_eval, ya_eval), (b_eval, yb_eval) = halves(x_eval, y_eval, 12)
+  train = {"x": _scale(to_b(b), vr), "cond": _scale(a, vr)}
+  # Held-out labels (never trained on) let evaluators check that a
+  # translation keeps the digit: 'label' of the B images, 'cond_label' of
+  # the A images.
+  eval_ = {"x": _scale(to_b(b_eval), vr), "cond": _scale(a_eval, vr),
+           "label": yb_eval, "cond_label": ya_eval}
+  # The digit classifier's features give domain FIDs of translations; a
+  # classifier of each domain reads the digits of translations into it.
+  info = _info(cfg.name, train["x"], train["cond"], len(a_eval), vr,
+               False, classifier="digits", classifier_a="digits",
+               classifier_b=STYLE_CLASSIFIERS[style], num_classes=10)
   return UnpairedDataset(info, train, eval_)

@@ -5,18 +5,20 @@ every registered evaluator that suits the dataset and the trainer, see
 `applies`). They live outside the trainers and the loop: a trainer exposes
 `sample(state, key, n)` and optionally `held_out(state, batch)` and the
 codec functions (`encode`, `decode`, `corrupt`, `log_weights`: see
-`base.Codec`) or, for image-to-image models, `translate(state, cond, key)`
-(source images -> outputs); `Evaluation` jits those once, draws the samples once per
-evaluation, hands every evaluator the outputs of each run, and returns the metrics (`eval/NAME`),
-the pictures and the samples for the loop to write.
+`base.Codec`); `Evaluation` jits those once, draws the samples once per
+evaluation, hands every evaluator the outputs of each run, and returns the
+metrics (`eval/NAME`), the pictures and the samples for the loop to write.
 
-A trainer whose samples are functions of data (an image-to-image
-translator) sets `takes_inputs = True`: its `sample(state, key, n, inputs)`
-gets n held-out examples `inputs` (`{'x', 'cond'?, 'label'?}`, the split's
-first n, cycled when it has fewer; a later chunk of `Context.draw` the next
-n), and returns them with its outputs as it sees fit. A trainer whose
+A trainer whose samples are functions of data (every image-to-image
+translator: Pix2Pix, SRGAN, CycleGAN) sets `takes_inputs = True`: its
+`sample(state, key, n, inputs)` gets n held-out examples `inputs` (`{'x',
+'cond'?, 'label'?, 'cond_label'?}`, the split's first n, cycled when it has
+fewer; a later chunk of `Context.draw` the next n), and returns them with
+its outputs as it sees fit. Such a trainer needs no prior
+(`has_prior = False`) for the sample evaluators to apply. A trainer whose
 samples hold more than 'x' (and 'label') lists their keys in `sample_keys`
-(`Context.sample_keys`), so evaluators of those outputs know they apply.
+(`Context.sample_keys`: a paired translator's 'cond', 'target'; CycleGAN's
+sources and cycles), so evaluators of those outputs know they apply.
 
 Adding one: a function in a module here, registered with
 `@register(name, needs, applies)`, and a test.
@@ -40,9 +42,8 @@ __all__ = ["EVALUATORS", "Codec", "Context", "Evaluation", "check_names",
 
 DEFAULT = "default"
 # What the reference and the split keep of an eval batch: the example, its
-# label, and a translation dataset's source image.
-EXAMPLE_KEYS = ("x", "label", "cond")
-TRANSLATIONS = 8  # held-out examples the translation picture shows
+# label, a translation dataset's source image and the source's label.
+EXAMPLE_KEYS = ("x", "label", "cond", "cond_label")
 
 
 def check_names(names) -> None:
@@ -57,13 +58,12 @@ def check_names(names) -> None:
 
 def usable(name: str, ctx: Context) -> bool:
   """Whether evaluator `name` can run here: its own `applies`, and what it
-  needs exists (samples need a prior, a codec an encoder)."""
+  needs exists (samples need a prior or held-out inputs, a codec an
+  encoder)."""
   ev = EVALUATORS.get(name)
-  if ev.needs == "samples" and not ctx.has_prior:
+  if ev.needs == "samples" and not (ctx.has_prior or ctx.takes_inputs):
     return False
   if ev.needs == "codec" and not ctx.has_codec:
-    return False
-  if ev.needs == "translations" and not ctx.has_translator:
     return False
   return ev.applies(ctx)
 
@@ -114,7 +114,7 @@ class Evaluation:
         split=self.split, has_prior=getattr(trainer, "has_prior", True),
         has_codec=hasattr(trainer, "encode"),
         stochastic=getattr(trainer, "stochastic", False),
-        has_translator=hasattr(trainer, "translate"),
+        takes_inputs=getattr(trainer, "takes_inputs", False),
         sample_keys=tuple(getattr(trainer, "sample_keys", ())))
     self.names = resolve(config.evals, self.ctx)
     for name in self.names:
@@ -136,8 +136,6 @@ class Evaluation:
                       if getattr(trainer, "denoising", False) else None),
           "log_weights": (jax.jit(trainer.log_weights, static_argnums=3)
                           if self.ctx.stochastic else None)}
-    self.translate = (jax.jit(trainer.translate)
-                      if "translations" in needs else None)
 
   def split(self) -> dict[str, np.ndarray]:
     """The whole held-out split {'x', 'label'?} (every process reads it)."""
@@ -201,20 +199,6 @@ class Evaluation:
     idx = (np.arange(n) + chunk * n) % len(split["x"])
     return ({k: v[idx] for k, v in split.items()},)
 
-  def _translations(self, state) -> list[dict[str, np.ndarray]]:
-    """Per run: the first `TRANSLATIONS` held-out sources `cond`, the
-    run's outputs `x` for them (a fixed key) and the targets `target`."""
-    ref = self.reference()
-    n = min(TRANSLATIONS, len(ref["x"]))
-    cond, target = ref["cond"][:n], ref["x"][:n]
-    key = jax.random.key(1234)  # the same draw at every evaluation
-    out = []
-    for i in range(self.trainer.num_runs):
-      s = self.trainer.run_state(state, i)
-      x = np.asarray(jax.device_get(self.translate(s, cond, key)))
-      out.append({"cond": cond, "x": x, "target": target})
-    return out
-
   def _samples(self, state, key) -> list[dict[str, np.ndarray]]:
     num = self.config.train.num_eval_samples
     n = self.trainer.sample_count(num, self.mesh)
@@ -263,8 +247,6 @@ class Evaluation:
       outputs["held_out"] = self._held_out(state)
     if self.codec is not None:
       outputs["codec"] = self._codecs(state)
-    if self.translate is not None:
-      outputs["translations"] = self._translations(state)
     runs = self.trainer.num_runs
     self.ctx.step = step
     self.ctx.final = step >= self.config.train.num_steps

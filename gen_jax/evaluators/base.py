@@ -3,10 +3,9 @@
 An evaluator is a function of what a trainer can produce, never of its
 state: `fn(ctx, runs) -> (per-run metrics, pictures)`, where `runs` holds one
 entry per run (one, or one per seed with `train.num_seeds`): the samples
-`{'x', 'label'?}` for evaluators that need 'samples', the held-out means for
-those that need 'held_out', a `Codec` for those that need 'codec', and
-`{'cond', 'x', 'target'}` (held-out sources, the model's outputs, the
-targets) for those that need 'translations'.
+`{'x', 'label'?}` (and a translator's `sample_keys`) for evaluators that
+need 'samples', the held-out means for those that need 'held_out', and a
+`Codec` for those that need 'codec'.
 `applies(ctx)` says whether it can run at all here; `default(ctx)` (default:
 `applies`) whether it belongs to the 'default' set. `prepare(ctx)`, if
 given, runs once when the evaluation is built (before compiling): load what
@@ -69,7 +68,9 @@ class Context:
   has_prior: bool = True    # samples can be drawn (not a plain autoencoder)
   has_codec: bool = False   # the trainer offers encode/decode (a Codec)
   stochastic: bool = False  # ... with a Gaussian encoder (log_weights)
-  has_translator: bool = False  # image-to-image: translate(state, cond, key)
+  # Samples are translations of held-out examples (an image-to-image
+  # trainer's `sample(state, key, n, inputs)`): they exist without a prior.
+  takes_inputs: bool = False
   # What a sample holds beyond 'x' and 'label' (the trainer's
   # `sample_keys`; a cycle translator: its sources, cycles, ...).
   sample_keys: tuple[str, ...] = ()
@@ -99,7 +100,7 @@ Result = tuple[list[dict[str, float]], dict[str, np.ndarray]]
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
-  needs: str  # 'samples', 'held_out', 'codec' or 'translations'
+  needs: str  # 'samples', 'held_out' or 'codec'
   applies: Callable[[Context], bool]
   fn: Callable[[Context, Runs], Result]
   picture: bool = False  # runs last: its picture may show the others' numbers

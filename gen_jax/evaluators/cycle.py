@@ -1,10 +1,13 @@
 """Unpaired translation (CycleGAN): A -> B -> A and B -> A -> B pictures,
-and domain FIDs of the translations.
+domain FIDs of the translations and, with labelled held-out domains, how
+often a translation keeps its digit.
 
 They read what a cycle translator's `sample` returns for held-out examples
 (`trainers/cyclegan.py`): 'cond' (A images), 'x' = A -> B, 'cycle' =
-A -> B -> A, 'b' (B images), 'b_to_a', 'b_cycle' = B -> A -> B. They apply
-when the trainer's `sample_keys` list them. The held-out cycle errors come
+A -> B -> A, 'b' (B images), 'b_to_a', 'b_cycle' = B -> A -> B, and when
+the held-out split is labelled, 'label' (the digit of each A source, which
+its translation 'x' should show) and 'b_label' (of each B image). They
+apply when the trainer's `sample_keys` list them. The held-out cycle errors come
 from the trainer's `held_out` (the `held_out` evaluator: eval/cycle_a,
 eval/cycle_b).
 """
@@ -61,3 +64,39 @@ def translation_fid(ctx: Context, run: dict) -> dict[str, float]:
           "fid_ba": metrics.frechet_distance(feat(run["b_to_a"]), real_a),
           "fid_untranslated": metrics.frechet_distance(feat(run["cond"]),
                                                        real_b)}
+
+
+def _labels(ctx: Context) -> bool:
+  extras = ctx.info.extras
+  return (_cycles(ctx) and "classifier_a" in extras
+          and "classifier_b" in extras)
+
+
+def _domain_classifier(ctx: Context, domain: str):
+  return metrics.get_classifier(ctx.info.extras[f"classifier_{domain}"],
+                                ctx.info.example_shape[0],
+                                data_dir=ctx.info.extras.get("data_dir"))
+
+
+@register("cycle_labels", "samples", _labels,
+          prepare=lambda ctx: [_domain_classifier(ctx, d) for d in "ab"])
+@per_run
+def cycle_labels(ctx: Context, run: dict) -> dict[str, float]:
+  """Content kept by the translations (the label of a held-out digit is the
+  label of its translation): `label_ab`, the accuracy of domain B's
+  classifier on the A -> B translations against the A sources' labels;
+  `label_ba`, domain A's classifier on B -> A against the B labels. Beside
+  them, what each classifier reads on real held-out images of its own
+  domain (`label_real_a`, `label_real_b`: the ceiling) and domain B's
+  classifier on the untranslated A sources (`label_untranslated`: the
+  floor, what label_ab is without a translation). Each domain's classifier
+  is the dataset's `classifier_a` / `classifier_b` (`metrics/classifier.py`)."""
+  vr = ctx.info.value_range
+  clf_a, clf_b = _domain_classifier(ctx, "a"), _domain_classifier(ctx, "b")
+  acc = lambda clf, x, y: float(np.mean(clf.predict(x, vr) == y))
+  ref = ctx.reference()
+  return {"label_ab": acc(clf_b, run["x"], run["label"]),
+          "label_ba": acc(clf_a, run["b_to_a"], run["b_label"]),
+          "label_real_a": acc(clf_a, ref["cond"], ref["cond_label"]),
+          "label_real_b": acc(clf_b, ref["x"], ref["label"]),
+          "label_untranslated": acc(clf_b, run["cond"], run["label"])}

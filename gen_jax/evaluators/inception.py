@@ -16,7 +16,10 @@ its share; the reference features are computed once and cached
 as pytorch-fid does.
 
 In the 'default' set for image datasets other than the embedded digits
-(which have their domain metrics and stay fast); `config.evals=('inception',
+and their image-to-image tasks (which have their domain or pixel metrics
+and stay fast), so also for the translations of a translator on photos
+(`folder_pairs:PATH`, `cycle_gan:NAME`: FID of the outputs against the
+held-out targets); `config.evals=('inception',
 ...)` runs it on those too. Without weights it prints one line naming the
 file to supply, when the run is set up, and returns no metrics: the run and
 the other evaluators go on.
@@ -29,14 +32,16 @@ import sys
 import jax
 import numpy as np
 
+from gen_jax.data import translation
 from gen_jax.errors import ConfigError
 from gen_jax.evaluators.base import Context, Runs, register
 from gen_jax.metrics import image_sets
 from gen_jax.metrics import inception as inc
 
 PREFIX = "inception_"
-EMBEDDED_IMAGES = ("digits", "stacked_digits",  # domain metrics suffice
-                   "digit_domains")
+# Domain metrics suffice for the embedded digits, and their translation
+# tasks (named as here, with any ':ARG') are scored on held-out pixels.
+EMBEDDED_IMAGES = ("digits", "stacked_digits", *translation.TASKS)
 _BATCH = 1000  # images read per reference batch
 
 
@@ -45,7 +50,8 @@ def _applies(ctx: Context) -> bool:
 
 
 def _default(ctx: Context) -> bool:
-  return _applies(ctx) and ctx.info.name not in EMBEDDED_IMAGES
+  return (_applies(ctx)
+          and ctx.info.name.split(":")[0] not in EMBEDDED_IMAGES)
 
 
 def _say(message: str) -> None:

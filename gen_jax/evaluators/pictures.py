@@ -33,7 +33,12 @@ def class_rows(x: np.ndarray, labels: np.ndarray, num_classes: int,
   return np.concatenate(rows)
 
 
-@register("samples", "samples", lambda ctx: True, picture=True)
+def _grid(ctx: Context) -> bool:
+  # A paired translator's sample picture is `translations`' triptych.
+  return "target" not in ctx.sample_keys
+
+
+@register("samples", "samples", _grid, picture=True)
 def samples(ctx: Context, runs: Runs):
   info = ctx.info
   many = len(runs) > 1

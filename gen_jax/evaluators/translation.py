@@ -1,6 +1,9 @@
 """The image-to-image picture: input | output | target for held-out sources.
 
-One row per held-out example (`TRANSLATIONS` of them; with several seeds,
+It reads the samples of a paired translator (`trainers/translation.py`:
+'x' the outputs for held-out sources 'cond', 'target' their targets; it
+applies when the trainer's `sample_keys` list 'cond' and 'target').
+One row per held-out example (`ROWS` of them; with several seeds,
 the first few of each seed's rows): the source image (`cond`, enlarged with
 nearest-neighbour when it is smaller, e.g. a super-resolution input), the
 bicubic upsampling of it beside when the source is smaller (the baseline a
@@ -44,8 +47,11 @@ def triptych_rows(cond: np.ndarray, x: np.ndarray,
   return np.stack(columns, axis=1).reshape(-1, h, w, c), len(columns)
 
 
-@register("translations", "translations", lambda ctx: ctx.is_image,
-          picture=True)
+def _paired(ctx: Context) -> bool:
+  return ctx.is_image and {"cond", "target"} <= set(ctx.sample_keys)
+
+
+@register("translations", "samples", _paired, picture=True)
 def translations(ctx: Context, runs: Runs):
   per = max(1, ROWS // len(runs))
   rows, columns = [], 0

@@ -12,6 +12,9 @@ instead of Inception features. The project trains its own, deterministically:
   'digits', the embedded digits (split as `gen_jax.data.embedded._digit_split`);
   'mnist', TFDS MNIST's train split (held out: its test split), read from
   `data_dir` as the `mnist` dataset reads it.
+  'digits_thickened', 'digits_inverted': the embedded digits in the styles
+  of `digit_domains`' domain B (`data/translation.py`), which read the digit
+  of a translation into B (the `cycle_labels` metric).
 
 A new training set is one function `(image_size, data_dir) -> TrainingData`
 registered in `CLASSIFIER_DATA`. The cache file is named by the classifier, the
@@ -100,6 +103,25 @@ def _digits_data(image_size: int, data_dir: str | None) -> TrainingData:
   from gen_jax.data import embedded
   split = embedded._digit_split  # pylint: disable=protected-access
   return TrainingData("", lambda: split(image_size))
+
+
+def _styled_digits(style: str):
+  """Training data of a classifier of the embedded digits in a
+  `digit_domains` style (domain B's digits), split as the digits."""
+  def data(image_size: int, data_dir: str | None) -> TrainingData:
+    del data_dir
+    from gen_jax.data import embedded, translation
+    to_b = translation.DOMAIN_STYLES[style]
+
+    def load():
+      split = embedded._digit_split(image_size)  # pylint: disable=protected-access
+      return tuple((to_b(x), y) for x, y in split)
+    return TrainingData(style, load)
+  return data
+
+
+CLASSIFIER_DATA.add("digits_inverted", _styled_digits("invert"))
+CLASSIFIER_DATA.add("digits_thickened", _styled_digits("thicken"))
 
 
 # All 60,000 training digits for 2 epochs (1,874 steps of 64): about a minute

@@ -19,9 +19,11 @@ dataset's `DatasetInfo`:
 - What evaluators can ask of it (`gen_jax/evaluators/`): `sample(state, key,
   n) -> {'x': (n, ...), 'label': (n,)}` (the label only for conditional
   models), and optionally `held_out(state, batch) -> {name: sum, 'count': n}`
-  for held-out metrics summed over the eval split; an image-to-image trainer
-  (`has_prior = False`) offers `translate(state, cond, key) -> x` instead of
-  `sample` (`trainers/translation.py`).
+  for held-out metrics summed over the eval split. An image-to-image trainer
+  has no prior (`has_prior = False`) and translates held-out examples
+  instead (`takes_inputs = True`): `sample(state, key, n, inputs)`, with
+  what its samples hold beyond 'x' listed in `sample_keys`
+  (`trainers/translation.py`, `trainers/cyclegan.py`).
 
 The non-finite guard (`nonfinite.guarded`) and many seeds
 (`seeds.SeedTrainer`) wrap a trainer and return a trainer; the loop only
@@ -137,6 +139,9 @@ class Trainer:
   batches_per_step: int = 1
   conditional: bool = False
   num_runs: int = 1
+  has_prior: bool = True      # `sample(state, key, n)` draws from a prior
+  takes_inputs: bool = False  # `sample(state, key, n, inputs)` translates
+  sample_keys: tuple[str, ...] = ()  # what samples hold beyond x, label
   # Steps at which phase 1, 2, ... begin (increasing); () = one phase.
   phase_starts: tuple[int, ...] = ()
 

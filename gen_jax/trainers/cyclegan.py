@@ -39,7 +39,9 @@ What evaluators can ask of it: `sample(state, key, n, inputs)` with n
 held-out examples `inputs` {'x': B images, 'cond': A images} returns the
 translations 'x' = g_ab(cond) with their sources 'cond' and cycles 'cycle'
 = g_ba(g_ab(cond)), and the other direction 'b' (the B images), 'b_to_a' =
-g_ba(b), 'b_cycle' = g_ab(g_ba(b)); `held_out` sums the held-out cycle
+g_ba(b), 'b_cycle' = g_ab(g_ba(b)) and, when the held-out domains are
+labelled ('cond_label', 'label'), 'label' (of each A source: the digit its
+translation should show) and 'b_label'; `held_out` sums the held-out cycle
 errors (mean absolute error per image) `cycle_a` and `cycle_b`.
 """
 
@@ -158,6 +160,7 @@ def small(c) -> None:
 class CycleGanTrainer(base.Trainer):
   """Pure functions of one CycleGAN configuration."""
 
+  has_prior = False  # no samples without a source: see `sample`
   takes_inputs = True  # `sample` translates held-out examples
   sample_keys = ("x", "cond", "cycle", "b", "b_to_a", "b_cycle")
 
@@ -312,8 +315,13 @@ class CycleGanTrainer(base.Trainer):
     a, b = inputs["cond"][:n], inputs["x"][:n]
     ab = self.run_translator(state, G_AB, a)
     ba = self.run_translator(state, G_BA, b)
-    return {"x": ab, "cond": a, "cycle": self.run_translator(state, G_BA, ab),
-            "b": b, "b_to_a": ba, "b_cycle": self.run_translator(state, G_AB, ba)}
+    out = {"x": ab, "cond": a, "cycle": self.run_translator(state, G_BA, ab),
+           "b": b, "b_to_a": ba,
+           "b_cycle": self.run_translator(state, G_AB, ba)}
+    if "cond_label" in inputs:  # labelled domains: what each should show
+      out["label"], out["b_label"] = inputs["cond_label"][:n], inputs[
+          "label"][:n]
+    return out
 
   def held_out(self, state: TrainState, batch: dict[str, jax.Array]):
     """Sums over the batch's real examples of each image's cycle error

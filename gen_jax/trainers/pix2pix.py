@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax import losses, objectives, schedules
+from gen_jax import losses, objectives
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
 from gen_jax.models import patchgan, unet
 from gen_jax.trainers import base, translation
-from gen_jax.trainers.base import Network, TrainState
+from gen_jax.trainers.base import TrainState
 from gen_jax.trainers.gan import two_adams
 from gen_jax.validation import at_least, one_of, positive
 
@@ -97,7 +97,7 @@ class Pix2PixTrainer(translation.TranslationTrainer):
 
   def __init__(self, config, info: DatasetInfo, constrain=lambda x: x):
     self.config, self.info, self.constrain = config, info, constrain
-    m, p, o = config.model, config.pix2pix, config.optim
+    m, p = config.model, config.pix2pix
     h, _, c = info.example_shape
     self.generator = unet.UNet(
         channels=c, width=m.g_width, depth=m.depth or unet.depth_for(h),
@@ -106,17 +106,9 @@ class Pix2PixTrainer(translation.TranslationTrainer):
                                            n_layers=m.d_layers,
                                            norm=m.d_norm)
     self.loss = losses.GAN_LOSSES.get(p.loss)
-    steps = config.train.num_steps
-    source = jnp.zeros((2, *info.extras["cond_shape"]), jnp.float32)
-    x = jnp.zeros((2, *info.example_shape), jnp.float32)
-    self.networks = {
-        G: Network(self.generator, (source,),
-                   schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps),
-                   {"train": False}),
-        D: Network(self.discriminator, (x, source),
-                   schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, steps),
-                   {"train": False}),
-    }
+    self.networks = translation.generator_and_critic(
+        config, info, self.generator, self.discriminator,
+        conditional_critic=True)
     self.terms = [
         objectives.Term("d_loss", D, lambda i: self.loss.discriminator(
             i["real_logits"], i["fake_logits"]), weight=0.5),
@@ -125,6 +117,7 @@ class Pix2PixTrainer(translation.TranslationTrainer):
         objectives.Term("l1", G, lambda i: jnp.mean(jnp.abs(
             i["fake"] - i["target"])), weight=p.l1_weight),
     ]
+    self.d_terms = self.terms
 
   def init(self, key: jax.Array) -> TrainState:
     return base.init_state(self.networks, key)
@@ -140,22 +133,6 @@ class Pix2PixTrainer(translation.TranslationTrainer):
                                     rngs={"dropout": key},
                                     mutable=list(g_state))
     return self.constrain(out), new
-
-  def critic(self, params, d_state, x, cond):
-    out, new = self.discriminator.apply(
-        {"params": params, **d_state}, x, cond, train=True,
-        mutable=list(d_state))
-    return out, new
-
-  def _d_objective(self, params, d_state, real, fake, cond, step):
-    real_logits, d_state = self.critic(params, d_state, real, cond)
-    fake_logits, d_state = self.critic(params, d_state, fake, cond)
-    total, metrics = objectives.objective(
-        self.terms, D, {"real_logits": real_logits,
-                        "fake_logits": fake_logits}, step)
-    metrics["d_real"] = jnp.mean(real_logits)
-    metrics["d_fake"] = jnp.mean(fake_logits)
-    return total, (d_state, metrics)
 
   def _g_objective(self, g_params, state, cond, target, key):
     fake, g_state = self.generate(g_params, state.model_state[G], cond, key,
@@ -173,9 +150,9 @@ class Pix2PixTrainer(translation.TranslationTrainer):
     target, cond = batch["x"][0], batch["cond"][0]
     fake, _ = self.generate(state.params[G], state.model_state[G], cond, key,
                             train=True)
-    grads, (d_state, d_metrics) = jax.grad(self._d_objective, has_aux=True)(
+    grads, (d_state, d_metrics) = jax.grad(self.d_objective, has_aux=True)(
         state.params[D], state.model_state[D], target,
-        jax.lax.stop_gradient(fake), cond, state.step)
+        jax.lax.stop_gradient(fake), state.step, cond)
     state = base.apply_gradients(self.networks[D], state, D, grads)
     state = state.replace(model_state={**state.model_state, D: d_state})
     # The same dropout draw as the critic's fakes: G is judged on them.

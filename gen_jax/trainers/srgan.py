@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax import losses, objectives, schedules
+from gen_jax import losses, objectives
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
 from gen_jax.models import srresnet, vgg
@@ -106,8 +106,7 @@ class SrganTrainer(translation.TranslationTrainer):
 
   def __init__(self, config, info: DatasetInfo, constrain=lambda x: x):
     self.config, self.info, self.constrain = config, info, constrain
-    m, s, o = config.model, config.srgan, config.optim
-    steps = config.train.num_steps
+    m, s = config.model, config.srgan
     self.phase_starts = (s.pretrain_steps,)
     self.generator = srresnet.SRResNet(
         channels=info.example_shape[-1], scale=scale_of(info),
@@ -115,16 +114,10 @@ class SrganTrainer(translation.TranslationTrainer):
     self.discriminator = srresnet.SRDiscriminator(
         width=m.d_width, num_layers=m.d_layers, dense=m.d_dense)
     self.loss = losses.GAN_LOSSES.get(s.loss)
-    source = jnp.zeros((2, *info.extras["cond_shape"]), jnp.float32)
+    self.networks = translation.generator_and_critic(
+        config, info, self.generator, self.discriminator,
+        conditional_critic=False)
     x = jnp.zeros((2, *info.example_shape), jnp.float32)
-    self.networks = {
-        G: Network(self.generator, (source,),
-                   schedules.adam(o.g_lr, o.g_b1, o.g_b2, o.decay, steps),
-                   {"train": False}),
-        D: Network(self.discriminator, (x,),
-                   schedules.adam(o.d_lr, o.d_b1, o.d_b2, o.decay, steps),
-                   {"train": False}),
-    }
     if s.vgg_weights:
       self.vgg = vgg.VGGFeatures(layer=s.vgg_layer,
                                  value_range=tuple(info.value_range))
@@ -154,6 +147,7 @@ class SrganTrainer(translation.TranslationTrainer):
             objectives.Term("d_loss", D, lambda i: self.loss.discriminator(
                 i["real_logits"], i["fake_logits"]))],
     }
+    self.d_terms = self.terms[ADVERSARIAL]
 
   def _features(self, params, x):
     return self.vgg.apply({"params": params}, x)
@@ -169,20 +163,6 @@ class SrganTrainer(translation.TranslationTrainer):
     out, new = self.generator.apply({"params": params, **g_state}, cond,
                                     train=True, mutable=list(g_state))
     return self.constrain(out), new
-
-  def critic(self, params, d_state, x):
-    return self.discriminator.apply({"params": params, **d_state}, x,
-                                    train=True, mutable=list(d_state))
-
-  def _d_objective(self, params, d_state, real, fake, step):
-    real_logits, d_state = self.critic(params, d_state, real)
-    fake_logits, d_state = self.critic(params, d_state, fake)
-    total, metrics = objectives.objective(
-        self.terms[ADVERSARIAL], D, {"real_logits": real_logits,
-                                     "fake_logits": fake_logits}, step)
-    metrics["d_real"] = jnp.mean(real_logits)
-    metrics["d_fake"] = jnp.mean(fake_logits)
-    return total, (d_state, metrics)
 
   def _g_objective(self, g_params, state, cond, target, phase):
     fake, g_state = self.generate(g_params, state.model_state[G], cond, None,
@@ -206,7 +186,7 @@ class SrganTrainer(translation.TranslationTrainer):
     if phase == ADVERSARIAL:
       fake, _ = self.generate(state.params[G], state.model_state[G], cond,
                               None, train=True)
-      grads, (d_state, metrics) = jax.grad(self._d_objective, has_aux=True)(
+      grads, (d_state, metrics) = jax.grad(self.d_objective, has_aux=True)(
           state.params[D], state.model_state[D], target,
           jax.lax.stop_gradient(fake), state.step)
       state = base.apply_gradients(self.networks[D], state, D, grads)
