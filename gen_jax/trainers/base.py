@@ -248,6 +248,9 @@ class ArchSpec:
   validate: Callable[[Any], None] = lambda config: None
   small: Callable[[Any], None] = lambda sub: None
   conditional: bool = False  # can take class labels
+  # Progressive growing (models/progressive.py): image size -> the
+  # resolutions of the networks' levels; None: the architecture cannot grow.
+  levels: Callable[[int], tuple[int, ...]] | None = None
 
 
 def check_arch(config, archs: Registry[ArchSpec]) -> ArchSpec:
