@@ -372,14 +372,9 @@ def _validate_progressive(config) -> None:
     raise ConfigError(f"{field} must be 0 (off) or one of: "
                       f"{', '.join(map(str, below))} (the {m.arch} levels "
                       f"below config.data.image_size={size})")
+  # A run shorter than the growth is allowed (it stops at a lower level):
+  # a run may be trained in parts, each with a larger num_steps.
   positive("config.gan.progressive.phase_steps", p.phase_steps)
-  phases = 1 + 2 * (len(below) - below.index(p.start_res))
-  full = (phases - 1) * p.phase_steps
-  if full >= config.train.num_steps:
-    raise ConfigError(f"config.gan.progressive.phase_steps={p.phase_steps}: "
-                      f"{phases} phases from {p.start_res} px reach "
-                      f"{size} px at step {full}, not before "
-                      f"config.train.num_steps={config.train.num_steps}")
 
 
 def _validate_augment(config) -> None:
