@@ -11,7 +11,9 @@ classifier loss (`config.gan.ac_weight`) and a generator regulariser
 (`config.gan.g_regularizer`). Unrolling and the generator's EMA are wrappers
 around the updates (`updates.py`); DiffAugment (with ADA's adaptive
 probability), instance noise and packing transform every batch the critic
-sees (`augment.py`, `tricks.py`).
+sees (`augment.py`, `tricks.py`). Progressive growing
+(`config.gan.progressive`, `models/progressive.py`) makes each resolution
+phase one of the trainer's phases (`train_step(..., phase)`).
 """
 
 import jax
@@ -367,7 +369,10 @@ def _validate_progressive(config) -> None:
                       "progressively; progressive architectures: "
                       + ", ".join(a for a in ARCHS if ARCHS.get(a).levels))
   size = config.data.image_size
-  below = levels(size)[:-1]
+  try:
+    below = levels(size)[:-1]
+  except ValueError as e:  # a resolution the architecture does not build
+    raise ConfigError(f"config.data.image_size={size!r}: {e}") from None
   if p.start_res not in below:
     raise ConfigError(f"{field} must be 0 (off) or one of: "
                       f"{', '.join(map(str, below))} (the {m.arch} levels "
