@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from gen_jax.data.base import ArrayStream, DatasetInfo, array_eval_batches
+from gen_jax.errors import ConfigError
 
 _NUM_MIXTURE_TRAIN = 100_000
 _NUM_MIXTURE_EVAL = 2_500
@@ -154,8 +155,26 @@ def _image_info(name, images_train, images_eval, value_range, **extras):
                      extras=extras)
 
 
+def _train_subset(name: str, available: int) -> int:
+  """'digits:N' -> N (the first N training examples; 0: 'digits', all)."""
+  _, _, arg = name.partition(":")
+  if not arg:
+    return 0
+  if not arg.isdigit() or not 1 <= int(arg) <= available:
+    raise ConfigError(f"config.data.name={name!r}: after 'digits:' comes the "
+                      f"number of training examples kept, 1 to {available} "
+                      "(the held-out split is unchanged)")
+  return int(arg)
+
+
 def digits(cfg) -> InMemoryDataset:
+  """The embedded digits; 'digits:N' keeps the first N of the (fixed,
+  shuffled) training split, for small-data experiments, and the whole
+  held-out split."""
   (x, y), (x_eval, y_eval) = _digit_split(cfg.image_size)
+  n = _train_subset(cfg.name, len(x))
+  if n:
+    x, y = x[:n], y[:n]
   value_range = tuple(cfg.value_range)
   info = _image_info("digits", x, x_eval, value_range, num_classes=10,
                      classifier="digits")

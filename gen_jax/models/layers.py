@@ -80,7 +80,8 @@ class SpectralNorm(nn.SpectralNorm):
 
 def normalized(layer: nn.Module, x: jax.Array, norm: str, train: bool,
                normalize_output: bool = True,
-               per_example: bool = False) -> jax.Array:
+               per_example: bool = False,
+               name: str | None = None) -> jax.Array:
   """Applies `layer` to `x` with the discriminator normalisation `norm`.
 
   'spectral' wraps the layer (its power-iteration vector lives in the
@@ -90,21 +91,24 @@ def normalized(layer: nn.Module, x: jax.Array, norm: str, train: bool,
   all its features (H, W, C), with a scale and offset per channel, as
   Gulrajani et al.'s released WGAN-GP code does; 'layer_channel' normalises
   each position over its channels. `per_example`: see the module docstring.
+  `name` names the normalisation module (default: Flax's numbering by call
+  order, which a network that skips layers, e.g. a progressive critic's
+  lower levels, cannot keep stable).
   """
   if norm == "spectral":
-    return SpectralNorm(layer)(x, update_stats=train)
+    return SpectralNorm(layer, name=name)(x, update_stats=train)
   y = layer(x)
   if not normalize_output or norm == "none":
     return y
   if norm == "batch":
-    return BatchNorm(use_running_average=not train,
-                     momentum=BN_MOMENTUM)(y, fixed_stats=per_example)
+    return BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                     name=name)(y, fixed_stats=per_example)
   if norm == "layer":
     return nn.LayerNorm(epsilon=LAYER_NORM_EPSILON,
                         reduction_axes=tuple(range(1, y.ndim)),
-                        feature_axes=-1)(y)
+                        feature_axes=-1, name=name)(y)
   if norm == "layer_channel":
-    return nn.LayerNorm()(y)
+    return nn.LayerNorm(name=name)(y)
   raise ValueError(f"d_norm {norm!r} is not one of {D_NORMS}")
 
 

@@ -38,6 +38,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax.models import progressive
 from gen_jax.models.layers import (BN_MOMENTUM, ConditionalBatchNorm,
                                    MinibatchStd, SpectralNorm)
 
@@ -52,6 +53,37 @@ def num_up_blocks(resolution: int) -> int:
     raise ValueError(f"ResNet resolution {resolution} is not one of "
                      f"{RESOLUTIONS}")
   return int(round(math.log2(resolution // 4)))
+
+
+def levels(resolution: int) -> tuple[int, ...]:
+  """Resolutions of the progressive levels: 4, 8, ..., resolution."""
+  return tuple(4 * 2 ** k for k in range(num_up_blocks(resolution) + 1))
+
+
+def _critic_input_sizes(size: int, down) -> list[int]:
+  """The input resolution of each critic block on `size` px images."""
+  out = []
+  for d in down:
+    out.append(size)
+    size //= 2 if d else 1
+  return out
+
+
+def critic_entry(size: int, down, resolution: int) -> int | None:
+  """The critic block a progressive level at `resolution` px enters at: the
+  first reading that resolution (None: no block does, the critic has
+  pooled below it first)."""
+  sizes = _critic_input_sizes(size, down)
+  return sizes.index(resolution) if resolution in sizes else None
+
+
+def critic_attention_block(size: int, down, attention: int) -> int | None:
+  """The block after which the critic's self-attention sits: the first whose
+  output has `attention` px (None: none)."""
+  for i, s in enumerate(_critic_input_sizes(size, down)):
+    if attention and s // (2 if down[i] else 1) == attention:
+      return i
+  return None
 
 
 def z_chunks(dim: int, blocks: int) -> list[int]:
@@ -219,6 +251,22 @@ class SelfAttention(nn.Module):
     return x + gamma.astype(o.dtype) * o
 
 
+class ToRGB(nn.Module):
+  """A progressive generator's output head below the top level: BN -> ReLU
+  -> 1x1 conv to `channels` (the top level's is bn_out, conv_out)."""
+  channels: int
+  sn: bool = False
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    x = nn.relu(nn.BatchNorm(use_running_average=not train,
+                             momentum=BN_MOMENTUM, dtype=self.dtype,
+                             name="bn")(x))
+    return Conv(self.channels, 1, self.sn, self.dtype, name="conv")(
+        x, train).astype(jnp.float32)
+
+
 class Generator(nn.Module):
   """z (B, noise_dim), labels cond (B,) or None -> images (B, resolution,
   resolution, channels) in [-1, 1].
@@ -228,6 +276,10 @@ class Generator(nn.Module):
   Conditional (`num_classes` > 0): per-class batch-norm tables, or with
   `shared_dim` > 0 a shared embedding (num_classes, shared_dim) feeding every
   block's linear conditional batch norm.
+
+  `progressive` (models/progressive.py): level k (4 * 2^k px) ends in a
+  `ToRGB` head `to_rgb{k}` of the 4x4 map (k = 0) or block k-1's output;
+  `level`/`alpha` pick the level and the fade (tanh after the mix).
   """
   resolution: int
   channels: int
@@ -238,12 +290,17 @@ class Generator(nn.Module):
   hierarchical: bool = False
   spectral_norm: bool = False
   attention: int = 0
+  progressive: bool = False
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, z: jax.Array, cond: jax.Array | None = None,
-               train: bool = True) -> jax.Array:
+               train: bool = True, level: int | None = None,
+               alpha: jax.Array | None = None) -> jax.Array:
     n = num_up_blocks(self.resolution)
+    if (level is not None or alpha is not None) and not self.progressive:
+      raise ValueError("level/alpha need a progressive generator")
+    top = n if level is None else level
     mult = self.mult or (1,) * (n + 1)
     if len(mult) != n + 1:
       raise ValueError(f"{self.resolution} px needs {n + 1} generator "
@@ -271,15 +328,30 @@ class Generator(nn.Module):
     width = self.width * mult[0]
     x = Dense(4 * 4 * width, sn, dtype=self.dtype, name="dense")(zs[0], train)
     x = x.reshape(z.shape[0], 4, 4, width)
-    for i in range(n):
+    to_rgb = lambda k, h: ToRGB(self.channels, sn, self.dtype,
+                                name=f"to_rgb{k}")(h, train)
+    features, old = [x], None
+    for i in range(top):  # block i: level i -> level i + 1
+      if i == top - 1 and alpha is not None:
+        old = progressive.upsample(to_rgb(i, x))
       x = GBlock(self.width * mult[i + 1], kind, self.num_classes, sn,
                  self.dtype, name=f"block{i}")(x, conds[i], train)
       if self.attention == x.shape[1]:  # once: resolutions double
         x = SelfAttention(sn, self.dtype, name="attention")(x, train)
-    x = nn.relu(nn.BatchNorm(use_running_average=not train,
-                             momentum=BN_MOMENTUM, dtype=self.dtype,
-                             name="bn_out")(x))
-    x = Conv(self.channels, 3, sn, self.dtype, name="conv_out")(x, train)
+      features.append(x)
+    if self.progressive and self.is_initializing():
+      for k, h in enumerate(features[:top]):  # every level's head exists
+        to_rgb(k, h)
+    if top < n:
+      x = to_rgb(top, x)
+    else:
+      x = nn.relu(nn.BatchNorm(use_running_average=not train,
+                               momentum=BN_MOMENTUM, dtype=self.dtype,
+                               name="bn_out")(x))
+      x = Conv(self.channels, 3, sn, self.dtype, name="conv_out")(
+          x, train).astype(jnp.float32)
+    if old is not None:
+      x = progressive.lerp(old, x, alpha)
     return jnp.tanh(x.astype(jnp.float32))
 
 
@@ -292,6 +364,12 @@ class Discriminator(nn.Module):
   ReLU'd last feature map summed over positions. `minibatch_std` (None: off)
   appends ProGAN's minibatch std channel to the last map; `per_example` holds
   its statistic fixed (models/layers.py; the critic has no batch norm).
+
+  `progressive`: level k (4 * 2^k px, at most `resolution`) enters at the
+  first block that reads that resolution (`critic_entry`), through a 1x1
+  fromRGB convolution `from_rgb{k}`; the top level enters at block 0. During
+  a fade, the input of the lower level's entry block is mixed with that
+  level's fromRGB of the average-pooled image.
   """
   width: int = 128
   mult: tuple[int, ...] = (1, 1, 1, 1)
@@ -302,19 +380,42 @@ class Discriminator(nn.Module):
   num_classes: int = 0
   projection: bool = False
   aux_classes: int = 0
+  progressive: bool = False
+  resolution: int = 0   # the top level's (progressive); 0: x's
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, cond: jax.Array | None = None,
-               train: bool = True, per_example: bool = False):
+               train: bool = True, per_example: bool = False,
+               level: int | None = None, alpha: jax.Array | None = None):
+    if (level is not None or alpha is not None) and not self.progressive:
+      raise ValueError("level/alpha need a progressive discriminator")
     sn = self.norm == "spectral"
-    h, placed = x.astype(self.dtype), False
-    for i, (m, d) in enumerate(zip(self.mult, self.down)):
-      h = DBlock(self.width * m, d, i == 0, sn, self.dtype,
-                 name=f"block{i}")(h, train)
-      if self.attention == h.shape[1] and not placed:
+    size = self.resolution or x.shape[1]
+    n = num_up_blocks(size) if self.progressive else 0
+    top = n if level is None else level
+    entry = lambda k: critic_entry(size, self.down, 4 * 2 ** k)
+    after = critic_attention_block(size, self.down, self.attention)
+
+    def from_rgb(k, img):  # into block entry(k), at its input width
+      return Conv(self.width * self.mult[entry(k) - 1], 1, sn, self.dtype,
+                  name=f"from_rgb{k}")(img, train)
+
+    img = x.astype(self.dtype)
+    start = 0 if top == n else entry(top)
+    h = img if top == n else from_rgb(top, img)
+    mix_at = entry(top - 1) if alpha is not None else None
+    for i in range(start, len(self.down)):
+      if i == mix_at:
+        h = progressive.lerp(from_rgb(top - 1, progressive.downsample(img)),
+                             h, alpha)
+      h = DBlock(self.width * self.mult[i], self.down[i], i == 0, sn,
+                 self.dtype, name=f"block{i}")(h, train)
+      if i == after:
         h = SelfAttention(sn, self.dtype, name="attention")(h, train)
-        placed = True
+    if self.progressive and self.is_initializing():
+      for k in range(top):  # every level's head exists
+        from_rgb(k, progressive.resize(img, 4 * 2 ** k))
     if self.minibatch_std is not None:
       h = MinibatchStd(self.minibatch_std)(h, per_example)
     phi = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))

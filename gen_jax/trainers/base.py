@@ -257,6 +257,9 @@ class ArchSpec:
   # convolution is a conv2x layer or none: see BENCHMARKS.md), so n_critic
   # updates can be one loop body, compiled once, instead of n copies.
   loop_safe: bool = False
+  # Progressive growing (models/progressive.py): image size -> the
+  # resolutions of the networks' levels; None: the architecture cannot grow.
+  levels: Callable[[int], tuple[int, ...]] | None = None
 
 
 def check_arch(config, archs: Registry[ArchSpec]) -> ArchSpec:

@@ -13,7 +13,10 @@ StyleGAN2's path length keeps its running mean in `state.aux`). Unrolling
 and the generator's EMA are wrappers around the updates (`updates.py`);
 DiffAugment (with ADA's adaptive probability), instance noise and packing
 transform every batch the critic sees (`augment.py`, `tricks.py`).
-Architectures: `ARCHS` (dcgan, mlp, resnet, stylegan2).
+Progressive growing (`config.gan.progressive`, `models/progressive.py`)
+makes each resolution phase one of the trainer's phases
+(`train_step(..., phase)`). Architectures: `ARCHS` (dcgan, mlp, resnet,
+stylegan2).
 """
 
 import jax
@@ -21,13 +24,14 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+import copy
 import functools
 
 from gen_jax import (augment, losses, objectives, penalties, schedules,
                      tricks, updates)
 from gen_jax.data.base import DatasetInfo
 from gen_jax.errors import ConfigError
-from gen_jax.models import dcgan, mlp, resnet, stylegan2
+from gen_jax.models import dcgan, mlp, progressive, resnet, stylegan2
 from gen_jax.models.layers import BN_MOMENTUM, D_NORMS
 from gen_jax.models.upsample import UPSAMPLE_IMPLS
 from gen_jax.registry import Registry
@@ -85,12 +89,14 @@ def _dcgan_build(config, info: DatasetInfo, num_classes: int,
   if info.kind != "image":
     raise ConfigError(f"config.model.arch='dcgan' needs image data; "
                       f"{info.name} is {info.kind} (use arch 'mlp')")
+  grows = bool(config.gan.progressive.start_res)
   g = dcgan.Generator(resolution=info.example_shape[0],
                       channels=info.example_shape[-1], width=a.g_width,
                       upsample=a.upsample, num_classes=num_classes,
-                      dtype=compute_dtype(config))
+                      progressive=grows, dtype=compute_dtype(config))
   d = dcgan.Discriminator(width=a.d_width, norm=m.d_norm, minibatch_std=mbstd,
-                          dtype=compute_dtype(config),
+                          dtype=compute_dtype(config), progressive=grows,
+                          resolution=info.example_shape[0],
                           num_classes=num_classes,
                           projection=bool(num_classes)
                           and m.d_cond == "projection",
@@ -100,7 +106,8 @@ def _dcgan_build(config, info: DatasetInfo, num_classes: int,
 
 ARCHS.add("dcgan", base.ArchSpec(_dcgan_defaults, _dcgan_build,
                                  _dcgan_validate, _dcgan_small,
-                                 conditional=True, loop_safe=True))
+                                 conditional=True, loop_safe=True,
+                                 levels=dcgan.levels))
 
 
 def _mlp_defaults() -> ml_collections.ConfigDict:
@@ -196,6 +203,13 @@ def _resnet_validate(config) -> None:
     raise ConfigError(f"config.model.resnet.d_attention={a.d_attention} "
                       f"must be 0 or an even critic block resolution "
                       f"{sorted(set(d_res))} (with width >= 8)")
+  start = config.gan.progressive.start_res
+  if start and start in resnet.levels(size) and resnet.critic_entry(
+      size, tuple(map(bool, a.d_down)), start) is None:
+    raise ConfigError(f"config.gan.progressive.start_res={start}: the critic "
+                      f"(config.model.resnet.d_down={tuple(a.d_down)}) never "
+                      f"reads {start} px images at {size} px; start at a "
+                      "resolution one of its blocks reads")
   if a.hierarchical and m.noise_dim < n + 1:
     raise ConfigError(f"config.model.noise_dim={m.noise_dim} is too small to "
                       f"split over {n + 1} parts (resnet.hierarchical)")
@@ -216,7 +230,9 @@ def _resnet_build(config, info: DatasetInfo, num_classes: int,
                        mult=tuple(a.g_mult), num_classes=num_classes,
                        shared_dim=a.shared_dim, hierarchical=a.hierarchical,
                        spectral_norm=a.g_spectral_norm,
-                       attention=a.g_attention, dtype=compute_dtype(config))
+                       attention=a.g_attention,
+                       progressive=bool(config.gan.progressive.start_res),
+                       dtype=compute_dtype(config))
   d = resnet.Discriminator(width=a.d_width, mult=tuple(a.d_mult),
                            down=tuple(map(bool, a.d_down)), norm=m.d_norm,
                            attention=a.d_attention, minibatch_std=mbstd,
@@ -224,13 +240,15 @@ def _resnet_build(config, info: DatasetInfo, num_classes: int,
                            projection=bool(num_classes)
                            and m.d_cond == "projection",
                            aux_classes=aux_classes,
+                           progressive=bool(config.gan.progressive.start_res),
+                           resolution=info.example_shape[0],
                            dtype=compute_dtype(config))
   return g, d
 
 
 ARCHS.add("resnet", base.ArchSpec(_resnet_defaults, _resnet_build,
                                   _resnet_validate, _resnet_small,
-                                  conditional=True))
+                                  conditional=True, levels=resnet.levels))
 
 
 def _stylegan2_defaults() -> ml_collections.ConfigDict:
@@ -373,6 +391,12 @@ def defaults(c: ml_collections.ConfigDict) -> None:
   g.ada_target = 0.0
   g.ada_interval = 4
   g.ada_kimg = 500.0
+  # Progressive growing (Karras et al. 2018; models/progressive.py): from
+  # start_res px (0: off) one level at a time, each new level faded in over
+  # phase_steps steps, then trained alone for phase_steps.
+  g.progressive = ml_collections.ConfigDict()
+  g.progressive.start_res = 0
+  g.progressive.phase_steps = 1000
   c.optim = two_adams(2e-4, 0.5, 0.999)
 
 
@@ -424,6 +448,31 @@ def validate(config) -> None:
                         "label); use pack=1")
   _validate_tricks(config)
   _validate_augment(config)
+  _validate_progressive(config)
+
+
+def _validate_progressive(config) -> None:
+  p, m = config.gan.progressive, config.model
+  if not p.start_res:
+    return
+  field = f"config.gan.progressive.start_res={p.start_res!r}"
+  levels = ARCHS.get(m.arch).levels
+  if levels is None:
+    raise ConfigError(f"{field}: config.model.arch={m.arch!r} cannot grow "
+                      "progressively; progressive architectures: "
+                      + ", ".join(a for a in ARCHS if ARCHS.get(a).levels))
+  size = config.data.image_size
+  try:
+    below = levels(size)[:-1]
+  except ValueError as e:  # a resolution the architecture does not build
+    raise ConfigError(f"config.data.image_size={size!r}: {e}") from None
+  if p.start_res not in below:
+    raise ConfigError(f"{field} must be 0 (off) or one of: "
+                      f"{', '.join(map(str, below))} (the {m.arch} levels "
+                      f"below config.data.image_size={size})")
+  # A run shorter than the growth is allowed (it stops at a lower level):
+  # a run may be trained in parts, each with a larger num_steps.
+  positive("config.gan.progressive.phase_steps", p.phase_steps)
 
 
 def _validate_augment(config) -> None:
@@ -558,12 +607,34 @@ class GanTrainer(base.Trainer):
     self.policy = augment.parse_policy(g.augment)
     self.ada = g.ada_target > 0
     self.batches_per_step = g.n_critic
-    self.scan_critic = g.n_critic > 1 and ARCHS.get(m.arch).loop_safe
+    # (Growing adds plain 1x1 fromRGB convolutions to the critic: unrolled.)
+    self.scan_critic = (g.n_critic > 1 and ARCHS.get(m.arch).loop_safe
+                        and not g.progressive.start_res)
     self.batch_size = config.data.batch_size
-    self._g_update = self._generator_update
+    self._g_update = self._make_g_update()
+    # Progressive growing: one phase per stable or fading level; `grow` is
+    # a phase's {level, alpha} (set on the phase's view, `at_phase`).
+    self.schedule, self.grow = None, None
+    if g.progressive.start_res:
+      res = ARCHS.get(m.arch).levels(info.example_shape[0])
+      self.schedule = progressive.Schedule(
+          res, res.index(g.progressive.start_res), g.progressive.phase_steps)
+      self.phase_starts = self.schedule.phase_starts
+
+  def _make_g_update(self):
+    g = self.config.gan
     if g.ema_decay > 0:
-      self._g_update = updates.with_ema(self._generator_update, G,
-                                        g.ema_decay)
+      return updates.with_ema(self._generator_update, G, g.ema_decay)
+    return self._generator_update
+
+  def at_phase(self, phase: int, step) -> "GanTrainer":
+    """This trainer as it runs progressive phase `phase` at `step`: its
+    networks at the phase's level, with the fade's alpha of that step."""
+    level, _ = self.schedule.phases[phase]
+    view = copy.copy(self)
+    view.grow = {"level": level, "alpha": self.schedule.alpha(step, phase)}
+    view._g_update = view._make_g_update()
+    return view
 
   def _terms(self) -> list[objectives.Term]:
     g = self.config.gan
@@ -621,11 +692,12 @@ class GanTrainer(base.Trainer):
     mixing); generators without them ignore it."""
     variables = {"params": params, **g_state}
     rngs = _rngs(key)
+    grow = self.grow or {}
     if train:
       return self.generator.apply(variables, z, labels, train=True,
-                                  mutable=list(g_state), rngs=rngs)
+                                  mutable=list(g_state), rngs=rngs, **grow)
     return self.generator.apply(variables, z, labels, train=False,
-                                rngs=rngs), g_state
+                                rngs=rngs, **grow), g_state
 
   def generate_styled(self, params, g_state, z, key: jax.Array):
     """A style-based generator's training pass in its two halves: returns
@@ -665,7 +737,8 @@ class GanTrainer(base.Trainer):
     """
     return self.discriminator.apply({"params": params, **d_state}, x, labels,
                                     train=True, per_example=per_example,
-                                    mutable=list(d_state))
+                                    mutable=list(d_state),
+                                    **(self.grow or {}))
 
   def init(self, key: jax.Array) -> TrainState:
     aux = augment.ada_init(self.config.gan.augment_p) if self.ada else {}
@@ -836,8 +909,29 @@ class GanTrainer(base.Trainer):
     state, metrics = jax.lax.scan(body, state, (x, labels, keys))
     return state, jax.tree.map(lambda m: m[-1], metrics)
 
-  def train_step(self, state: TrainState, batch: dict[str, jax.Array]):
-    """batch['x']: (n_critic, B, ...). Returns (new state, scalar metrics)."""
+  def train_step(self, state: TrainState, batch: dict[str, jax.Array],
+                 phase: int = 0):
+    """batch['x']: (n_critic, B, ...). Returns (new state, scalar metrics).
+
+    Growing progressively, `phase` (static) picks the level; the real
+    images are average-pooled to its resolution on the device (and mixed
+    with the lower level's during a fade, `progressive.real_at`), so the
+    data pipeline and the batch shapes the loop sees never change. Metrics
+    then add `pg_level` (the level, 0 at the lowest resolution) and
+    `pg_alpha` (the fade's weight of the new level; 1 when stable).
+    """
+    if self.schedule is None:
+      return self._step(state, batch)
+    view = self.at_phase(phase, state.step)
+    level, alpha = view.grow["level"], view.grow["alpha"]
+    res = self.schedule.levels[level]
+    x = jax.vmap(lambda b: progressive.real_at(b, res, alpha))(batch["x"])
+    state, metrics = view._step(state, {**batch, "x": x})
+    metrics.update(pg_level=jnp.float32(level),
+                   pg_alpha=jnp.float32(1.0) if alpha is None else alpha)
+    return state, metrics
+
+  def _step(self, state: TrainState, batch: dict[str, jax.Array]):
     key = jax.random.fold_in(state.key, state.step)
     critic_keys = jax.random.split(jax.random.fold_in(key, 0),
                                    self.batches_per_step)
@@ -874,6 +968,32 @@ class GanTrainer(base.Trainer):
     """n samples {'x', and for conditional models 'label'} from the
     generator (EMA weights when ema_decay > 0). Labels cycle through the
     classes (0, 1, ..., K-1, 0, ...): a uniform, balanced draw.
+
+    Growing progressively, the samples come from the phase of the next step
+    (`phase_of(state.step)`, picked inside the program by `lax.switch`) at
+    its resolution, upsampled (nearest) to the full size, so every evaluator
+    keeps working: before the last phase, FID and the pictures judge blocky
+    low-resolution images against full-resolution data (a high FID that
+    mostly measures the missing detail); compare FIDs only from the final,
+    full-resolution phase on.
+    """
+    if self.schedule is None:
+      return self._sample(state, key, n)
+    size = self.info.example_shape[0]
+
+    def branch(phase):
+      def at(state, key):
+        out = self.at_phase(phase, state.step)._sample(state, key, n)
+        return {**out, "x": progressive.resize(out["x"], size)}
+      return at
+    phase = jnp.searchsorted(jnp.asarray(self.phase_starts, jnp.int32),
+                             state.step, side="right")
+    return jax.lax.switch(phase, [branch(p) for p in
+                                  range(self.num_phases)], state, key)
+
+  def _sample(self, state: TrainState, key: jax.Array,
+              n: int) -> dict[str, jax.Array]:
+    """`sample` at the networks' current level (see there).
 
     The EMA generator's batch norm uses its own standing statistics: the
     running averages in the state belong to the live weights, and with the

@@ -1,0 +1,175 @@
+"""Progressive growing: the schedule, the fade's exact end points in both
+growable architectures, fixed parameter shapes, one program per phase, the
+metrics, config errors, and a bitwise resume across a phase change. (The
+end-to-end `small` run of configs/progressive.py is test_train.py's smoke
+test.)"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import assert_bitwise_equal, load_config, read_checkpoint
+from gen_jax import train
+from gen_jax.errors import ConfigError
+from gen_jax.models import dcgan, progressive, resnet
+
+
+def test_schedule_by_hand():
+  s = progressive.Schedule(levels=(4, 8, 16), start=0, phase_steps=10)
+  assert s.phases == ((0, False), (1, True), (1, False), (2, True),
+                      (2, False))
+  assert s.phase_starts == (10, 20, 30, 40)
+  assert s.alpha(3, 0) is None and s.alpha(25, 2) is None  # stable
+  for step, phase, alpha in [(10, 1, 0.0), (15, 1, 0.5), (19, 1, 0.9),
+                             (30, 3, 0.0), (38, 3, 0.8)]:
+    np.testing.assert_allclose(s.alpha(step, phase), alpha, rtol=1e-6)
+  late = progressive.Schedule(levels=(4, 8, 16), start=1, phase_steps=3)
+  assert late.phases == ((1, False), (2, True), (2, False))
+  assert late.phase_starts == (3, 6)
+
+
+def test_real_images_fade_like_the_generator():
+  x = jax.random.normal(jax.random.key(0), (2, 16, 16, 1))
+  low = progressive.downsample(x)
+  np.testing.assert_array_equal(progressive.real_at(x, 8), low)
+  np.testing.assert_array_equal(progressive.real_at(x, 16, jnp.float32(1)), x)
+  np.testing.assert_array_equal(progressive.real_at(x, 16, jnp.float32(0)),
+                                progressive.upsample(low))
+  np.testing.assert_allclose(progressive.real_at(x, 4),
+                             x.reshape(2, 4, 4, 4, 4, 1).mean((2, 4)),
+                             rtol=1e-5, atol=1e-6)
+
+
+NETS = {
+    "dcgan": (dcgan.Generator(resolution=16, channels=1, width=8,
+                              progressive=True),
+              dcgan.Discriminator(width=8, progressive=True, resolution=16)),
+    "resnet": (resnet.Generator(resolution=16, channels=1, width=8,
+                                progressive=True),
+               resnet.Discriminator(width=8, mult=(1, 1, 1),
+                                    down=(True, True, False),
+                                    progressive=True, resolution=16)),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(NETS))
+def test_fade_is_exactly_the_old_level_at_0_and_the_new_at_1(arch):
+  g, d = NETS[arch]
+  z = jax.random.normal(jax.random.key(0), (4, 16))
+  gv = g.init(jax.random.key(1), z, None, train=False)
+  x = jax.random.normal(jax.random.key(2), (4, 16, 16, 1))
+  dv = d.init(jax.random.key(3), x, None, train=False)
+  gen = lambda **kw: g.apply(gv, z, None, train=False, **kw)
+  crit = lambda img, **kw: d.apply(dv, img, None, train=False, **kw)
+  stable = [gen(level=k) for k in range(3)]
+  assert [o.shape[1] for o in stable] == [4, 8, 16]
+  np.testing.assert_array_equal(stable[2], gen())  # the top level
+  for k in (1, 2):
+    np.testing.assert_array_equal(gen(level=k, alpha=jnp.float32(0)),
+                                  progressive.upsample(stable[k - 1]))
+    np.testing.assert_array_equal(gen(level=k, alpha=jnp.float32(1)),
+                                  stable[k])
+    xk = progressive.resize(x, 4 * 2 ** k)
+    np.testing.assert_array_equal(
+        crit(xk, level=k, alpha=jnp.float32(0)),
+        crit(progressive.downsample(xk), level=k - 1))
+    np.testing.assert_array_equal(crit(xk, level=k, alpha=jnp.float32(1)),
+                                  crit(xk, level=k))
+  half = gen(level=2, alpha=jnp.float32(0.5))
+  assert not np.array_equal(half, stable[2])
+  assert not np.array_equal(half, progressive.upsample(stable[1]))
+
+
+def small_progressive(num_steps=4):
+  c = load_config("progressive", "small")  # phases: 8 px, fade, 16 px
+  c.mesh.num_devices = 1
+  c.train.num_steps = num_steps
+  return c
+
+
+@pytest.fixture(scope="module")
+def grown():
+  """A small progressive run stepped in-process through its three phases:
+  (setup, initial state, state after 4 steps, per-step metrics)."""
+  s = train.setup(small_progressive())
+  state = s.init(s.key)
+  init = jax.device_get(state)
+  stream, metrics = s.stream(), []
+  for i in range(4):
+    state, m = s.step_for(i)(state, s.batch(stream))
+    metrics.append(jax.device_get(m))
+  return s, init, jax.device_get(state), metrics
+
+
+def test_one_program_per_phase_and_fixed_shapes(grown):
+  s, init, final, metrics = grown
+  t = s.trainer.inner
+  assert t.num_phases == len(s.train_steps) == 3
+  assert [t.phase_of(i) for i in range(4)] == [0, 1, 2, 2]
+  shapes = lambda st: jax.tree.map(lambda a: (a.shape, a.dtype),
+                                   (st.params, st.opt_state, st.model_state))
+  assert shapes(init) == shapes(final)
+  assert [f._cache_size() for f in s.train_steps] == [1, 1, 1]
+  # levels (4, 8, 16): 8 px stable, the fade into 16 px at its first step
+  # (alpha 0, phase_steps 1), then 16 px alone; the same names throughout.
+  assert [(float(m["pg_level"]), float(m["pg_alpha"])) for m in metrics] == [
+      (1.0, 1.0), (2.0, 0.0), (2.0, 1.0), (2.0, 1.0)]
+  assert all(set(m) == set(metrics[0]) for m in metrics)
+
+
+def test_samples_come_at_the_full_size_from_the_phase_of_the_step(grown):
+  s, init, final, _ = grown
+  t = s.trainer.inner
+  sample = jax.jit(lambda st: t.sample(st, jax.random.key(0), 4)["x"])
+  assert sample(final).shape == (4, 16, 16, 1)
+  # At step 0 (phase 0, 8 px): the 8 px samples, upsampled.
+  low = t.at_phase(0, 0)._sample(init, jax.random.key(0), 4)["x"]
+  assert low.shape == (4, 8, 8, 1)
+  np.testing.assert_allclose(sample(init), progressive.upsample(low),
+                             atol=1e-6)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"start_res": 5}, r"config.gan.progressive.start_res=5 must be 0 \(off\) "
+                       r"or one of: 4, 8 \(the dcgan levels below "
+                       r"config.data.image_size=16\)"),
+    ({"start_res": 16}, "start_res=16 must be 0"),
+    ({"phase_steps": 0}, "config.gan.progressive.phase_steps=0 must be "
+                         "positive"),
+])
+def test_bad_progressive_fields_are_one_line(change, message):
+  c = load_config("progressive", "small")
+  c.gan.progressive.update(change)
+  with pytest.raises(ConfigError, match=message):
+    train.setup(c)
+
+
+def test_architectures_that_cannot_grow_say_so():
+  c = load_config("gan_2d", "small")
+  c.gan.progressive.start_res = 4
+  with pytest.raises(ConfigError, match="config.model.arch='mlp' cannot grow "
+                     "progressively; progressive architectures: dcgan, "
+                     "resnet"):
+    train.setup(c)
+  c = load_config("sngan", "cifar10,small")
+  c.gan.progressive.start_res = 4  # the critic pools 32 px to 8 px at most
+  with pytest.raises(ConfigError, match="never reads 4 px images at 32 px"):
+    train.setup(c)
+
+
+def test_resume_across_a_phase_change_is_exact(tmp_path):
+  """Stopped after step 1 (the fade into 16 px), resumed through the fade
+  and into the stable phase: bitwise the uninterrupted run."""
+  c = small_progressive(num_steps=3)
+  c.evals = ("samples",)  # saves compiling the feature network
+  c.train.update(checkpoint_every=1, eval_every=3, log_every=1)
+  whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
+  train.train_and_evaluate(c, whole)
+  c.train.num_steps = 1
+  train.train_and_evaluate(c, parts)
+  c.train.num_steps = 3
+  train.train_and_evaluate(c, parts)
+  a, b = read_checkpoint(whole, 3), read_checkpoint(parts, 3)
+  a.pop("loop"), b.pop("loop")
+  assert_bitwise_equal(a, b)
