@@ -279,18 +279,19 @@ def table(results: dict) -> str:
   return "\n".join(lines)
 
 
-def compile_times() -> str:
+def compile_times(names=()) -> str:
   """Time to the first step of every config's default argument."""
   lines = ["| config | first step s | CPU s |", "|---|---|---|"]
   for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))):
     name = os.path.basename(path)[:-3]
-    c = case_config(Case(name, False), 2, 1)
+    if names and name not in names:
+      continue
     out: dict = {}
     with tempfile.TemporaryDirectory() as workdir, first_step_timer(out) as tae, \
         open(os.devnull, "w") as null, contextlib.redirect_stdout(null), \
         contextlib.redirect_stderr(null):
       try:
-        tae(c, workdir)
+        tae(case_config(Case(name, False), 2, 1), workdir)
       except Exception as e:  # noqa: BLE001 -- reported in the table
         out["error"] = type(e).__name__
     first = out.get("first_step_s")
@@ -309,12 +310,14 @@ def main() -> None:
   parser.add_argument("--log_every", type=int, default=5)
   parser.add_argument("--compile", action="store_true",
                       help="time to first step of every config instead")
+  parser.add_argument("--configs", default="",
+                      help="with --compile: only these configs (a,b,...)")
   parser.add_argument("--json", default="")
   args = parser.parse_args()
   print(f"jax {jax.__version__}, {os.cpu_count()} cpus, load before: "
         f"{timing.load_average()}", flush=True)
   if args.compile:
-    print(compile_times())
+    print(compile_times(tuple(filter(None, args.configs.split(",")))))
     return
   results = bench_cases(args.cases.split(","), args.rounds, args.steps,
                         args.log_every)
