@@ -210,7 +210,9 @@ def test_executor_runs_a_grid_and_a_second_invocation_runs_nothing(tmp_path):
   path = _tiny(tmp_path)
   out = tmp_path / "out"
   # Without WANDB_MODE the executor runs its trials with wandb offline.
-  env = {k: v for k, v in os.environ.items() if k != "WANDB_MODE"}
+  # Without JAX_COMPILATION_CACHE_DIR the trials share DIR/xla_cache.
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("WANDB_MODE", "JAX_COMPILATION_CACHE_DIR")}
   env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache even these
   first = _run_sweep(path, f"--workdir={out}", "--workers=2", env=env)
   assert first.returncode == 0, first.stderr
