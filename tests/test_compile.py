@@ -1,12 +1,15 @@
 """What makes compilation cheaper must not change a number: `init` at a lower
 backend optimisation level gives bitwise the same state, and the scanned
-critic loop the unrolled loop's updates (up to rounding)."""
+critic loop (`gan.critic_loop='scan'`) the unrolled loop's updates (up to
+rounding)."""
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import load_config
 from gen_jax import train
+from gen_jax.errors import ConfigError
 from gen_jax.trainers import gan
 
 
@@ -40,13 +43,17 @@ def _inner(trainer):
   return trainer
 
 
-def test_scan_critic_only_for_loop_safe_architectures():
-  assert _inner(_setup("wgan_gp").trainer).scan_critic  # dcgan, n_critic 5
-  assert not _inner(_setup("dcgan").trainer).scan_critic  # n_critic 1
-  assert not _inner(_setup("sngan", gan__n_critic=2).trainer).scan_critic
+def test_scan_critic_is_opt_in_and_only_for_loop_safe_architectures():
+  assert not _inner(_setup("wgan_gp").trainer).scan_critic  # default unroll
+  assert _inner(_setup("wgan_gp", gan__critic_loop="scan").trainer).scan_critic
   assert {n for n in gan.ARCHS if gan.ARCHS.get(n).loop_safe} >= {
       "dcgan", "mlp"}
   assert not gan.ARCHS.get("resnet").loop_safe  # plain convolutions
+  with pytest.raises(ConfigError, match=r"critic_loop='scan': arch "
+                     r"'resnet'.*needs one of: dcgan, mlp"):
+    _setup("sngan", gan__critic_loop="scan")
+  with pytest.raises(ConfigError, match="critic_loop='loop' is not one of"):
+    _setup("wgan_gp", gan__critic_loop="loop")
 
 
 def test_scanned_critic_matches_the_unrolled_loop():

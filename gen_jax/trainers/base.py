@@ -254,8 +254,8 @@ class ArchSpec:
   small: Callable[[Any], None] = lambda sub: None
   conditional: bool = False  # can take class labels
   # Its critic's gradients stay fast inside a `lax.scan` on XLA:CPU (every
-  # convolution is a conv2x layer or none: see BENCHMARKS.md), so n_critic
-  # updates can be one loop body, compiled once, instead of n copies.
+  # convolution is a conv2x layer or none: see BENCHMARKS.md), so its n_critic
+  # updates may be one loop body (`config.gan.critic_loop='scan'`).
   loop_safe: bool = False
   # Progressive growing (models/progressive.py): image size -> the
   # resolutions of the networks' levels; None: the architecture cannot grow.

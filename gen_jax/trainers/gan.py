@@ -47,6 +47,7 @@ NOISE.add("uniform", lambda key, shape: jax.random.uniform(key, shape,
                                                            minval=-1.0,
                                                            maxval=1.0))
 D_COND = ("projection", "none")
+CRITIC_LOOPS = ("unroll", "scan")
 
 
 # -- architectures: each owns config.model.<name> ----------------------------
@@ -364,6 +365,10 @@ def defaults(c: ml_collections.ConfigDict) -> None:
   g.penalty_weight = 0.0
   g.penalty_every = 1     # k > 1: lazy penalty, every k steps, weight * k
   g.n_critic = 1
+  # How the n_critic updates are compiled: `unroll` (n copies: the fastest
+  # steps) or `scan` (one lax.scan body: 30-45% less compile time, 4-9%
+  # slower steps on XLA:CPU; for sweeps of short runs; BENCHMARKS.md).
+  g.critic_loop = "unroll"
   g.weight_clip = 0.0     # > 0: WGAN's critic weights clipped to [-c, c]
   g.ema_decay = 0.0       # > 0: sample (and evaluate) with an EMA of G
   g.conditional = False   # condition G and D on the batch's class labels
@@ -415,6 +420,15 @@ def validate(config) -> None:
                       f"arch {m.arch!r} computes in float32 only; "
                       f"mixed precision: {', '.join(MIXED_PRECISION_ARCHS)}")
   positive("config.gan.n_critic", g.n_critic)
+  one_of("config.gan.critic_loop", g.critic_loop, CRITIC_LOOPS)
+  if g.critic_loop == "scan":
+    safe = [n for n in ARCHS if ARCHS.get(n).loop_safe]
+    if m.arch not in safe or g.progressive.start_res:
+      raise ConfigError(
+          f"config.gan.critic_loop='scan': arch {m.arch!r}"
+          f"{' growing progressively' if g.progressive.start_res else ''} "
+          "has convolutions that XLA:CPU runs many times slower inside a "
+          f"loop; 'scan' needs one of: {', '.join(safe)} (not progressive)")
   positive("config.gan.penalty_every", g.penalty_every)
   positive("config.gan.g_regularizer_every", g.g_regularizer_every)
   positive("config.gan.pl_batch_shrink", g.pl_batch_shrink)
@@ -607,9 +621,7 @@ class GanTrainer(base.Trainer):
     self.policy = augment.parse_policy(g.augment)
     self.ada = g.ada_target > 0
     self.batches_per_step = g.n_critic
-    # (Growing adds plain 1x1 fromRGB convolutions to the critic: unrolled.)
-    self.scan_critic = (g.n_critic > 1 and ARCHS.get(m.arch).loop_safe
-                        and not g.progressive.start_res)
+    self.scan_critic = g.n_critic > 1 and g.critic_loop == "scan"
     self.batch_size = config.data.batch_size
     self._g_update = self._make_g_update()
     # Progressive growing: one phase per stable or fading level; `grow` is
