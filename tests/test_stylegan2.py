@@ -80,6 +80,105 @@ def test_equalised_learning_rate_scales_at_run_time():
                              rtol=1e-4, atol=1e-5)
 
 
+def _np_upfirdn2d(x, up=1, down=1, pad=(0, 0), gain=1.0):
+  """The official upfirdn2d (stylegan2-ada-pytorch), loops: x (B, H, W, C)
+  upsampled by inserting up - 1 zeros after each sample, zero-padded,
+  convolved with outer([1,3,3,1], [1,3,3,1]) / 64 * gain, every down-th
+  sample kept."""
+  b, h, w, c = x.shape
+  u = np.zeros((b, h * up, w * up, c))
+  u[:, ::up, ::up] = x
+  u = np.pad(u, ((0, 0), pad, pad, (0, 0)))
+  f = np.outer([1, 3, 3, 1], [1, 3, 3, 1]).astype(np.float64)
+  f = f / f.sum() * gain
+  k = f.shape[0]
+  out = np.zeros((b, u.shape[1] - k + 1, u.shape[2] - k + 1, c))
+  for i in range(out.shape[1]):
+    for j in range(out.shape[2]):
+      for a in range(k):
+        for d in range(k):   # a convolution: the filter flipped
+          out[:, i, j] += u[:, i + a, j + d] * f[k - 1 - a, k - 1 - d]
+  return out[:, ::down, ::down]
+
+
+@pytest.mark.parametrize("fn,kwargs", [
+    (stylegan2.upsample2d, {"up": 2, "pad": (2, 1), "gain": 4.0}),
+    (lambda x: stylegan2.upsample2d(x, border=True),
+     {"up": 2, "pad": (3, 2), "gain": 4.0}),
+    (stylegan2.downsample2d, {"down": 2, "pad": (1, 1)}),
+    (lambda x: stylegan2.upfirdn2d(x, pad=(2, 2)), {"pad": (2, 2)}),
+])
+def test_fir_resampling_matches_upfirdn2d(fn, kwargs):
+  """upsample2d, downsample2d and the critic's blur before its stride-2
+  convolutions, on odd and even sizes."""
+  x = np.random.default_rng(7).normal(size=(2, 6, 5, 3))
+  got = np.asarray(jax.jit(fn)(jnp.asarray(x, jnp.float32)))
+  want = _np_upfirdn2d(x, **kwargs)
+  assert got.shape == want.shape
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_up_conv_is_the_official_transposed_conv_then_filter():
+  """The generator's upsample2d(border=True) + 'VALID' 3x3 conv is the
+  official conv2d_resample(up=2): a stride-2 transposed convolution (the
+  kernel flipped: the official code's flip_weight is a reparametrisation),
+  then upfirdn2d with padding (1, 1) and gain 4. (Upsampling to 2H and a
+  'SAME' conv would differ at the border.)"""
+  rng = np.random.default_rng(8)
+  x = rng.normal(size=(1, 4, 5, 2))
+  w = rng.normal(size=(3, 3, 2, 3))
+  h, wd = x.shape[1:3]
+  t = np.zeros((1, 2 * h + 1, 2 * wd + 1, 3))
+  for i in range(h):
+    for j in range(wd):
+      t[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3] += np.einsum(
+          "c,abco->abo", x[0, i, j], w)
+  want = _np_upfirdn2d(t, pad=(1, 1), gain=4.0)
+  up = stylegan2.upsample2d(jnp.asarray(x, jnp.float32), border=True)
+  got = stylegan2.modulated_conv(up, jnp.asarray(w[::-1, ::-1], jnp.float32),
+                                 jnp.ones((1, 2)), demodulate=False,
+                                 padding="VALID")
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+
+
+def test_conditional_mapping_and_critic_by_hand():
+  """G: w = mapping([norm(z), norm(embed(onehot(y)))]); D: logit =
+  sum(out(x) * cmap(y)) / sqrt(cmap_dim), cmap = mapping(norm(embed(y)))."""
+  lrelu = lambda v: np.where(v > 0, v, 0.2 * v) * math.sqrt(2)
+  dense = lambda p, v, lr=1.0: (v @ (np.asarray(p["kernel"]) * lr
+                                     / math.sqrt(v.shape[-1]))
+                                + np.asarray(p["bias"]) * lr)
+  norm = lambda v: v / np.sqrt(np.mean(v ** 2, -1, keepdims=True) + 1e-8)
+  y = jnp.array([0, 2, 1, 2])
+  z = np.random.default_rng(9).normal(size=(4, 4))
+  g = stylegan2.Generator(resolution=8, channels=1, z_dim=4, w_dim=4,
+                          mapping_layers=1, width=8, num_classes=3)
+  gv = g.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
+              jnp.asarray(z, jnp.float32), y, train=False)
+  p = gv["params"]
+  w = g.apply(gv, jnp.asarray(z, jnp.float32), y, method="mapping")
+  e = norm(dense(p["embed"], np.eye(3)[np.asarray(y)]))
+  want = lrelu(dense(p["map0"], np.concatenate([norm(z), e], -1), 0.01))
+  np.testing.assert_allclose(np.asarray(w[:, 0]), want, rtol=1e-4, atol=1e-5)
+  assert not np.allclose(w[0], g.apply(gv, jnp.asarray(z, jnp.float32),
+                                       y + 1, method="mapping")[0])
+  d = stylegan2.Discriminator(width=32, max_width=8, mbstd_group=2,
+                              num_classes=3, mapping_layers=1)
+  x = jnp.asarray(np.random.default_rng(10).normal(size=(4, 8, 8, 1)),
+                  jnp.float32)
+  dv = d.init(jax.random.key(2), x, y)
+  logits, inter = d.apply(dv, x, y, capture_intermediates=True)
+  q = dv["params"]
+  out = np.asarray(inter["intermediates"]["out"]["__call__"][0])
+  assert out.shape == (4, 8)    # cmap_dim: the 4x4 width
+  cmap = lrelu(dense(q["cmap0"], norm(dense(q["cmap_embed"],
+                                            np.eye(3)[np.asarray(y)])),
+                     0.01))
+  np.testing.assert_allclose(np.asarray(logits),
+                             np.sum(out * cmap, -1) / math.sqrt(8),
+                             rtol=1e-4, atol=1e-5)
+
+
 def test_path_length_on_a_linear_generator():
   """g(ws) = sum_l ws_l A_l: J^T y is known, so are the lengths."""
   rng = np.random.default_rng(3)
@@ -168,8 +267,8 @@ def test_generator_w_avg_truncation_mixing_and_rgbs(g_vars):
     out = lambda g, k: g.apply(v, z, train=True, mutable=["tracked"],
                                rngs=rngs(k))[0]
     mixing = [out(off, 1), out(off, 2), out(on, 1), out(on, 2)]
-    ws, _ = on.apply(v, z, True, method="mapping", mutable=["tracked"],
-                     rngs=rngs(4))
+    ws, _ = on.apply(v, z, train=True, method="mapping",
+                     mutable=["tracked"], rngs=rngs(4))
     own = on.apply(v, z, method="mapping")
     rgbs = on.apply(v, own, method="synthesis", return_rgbs=True,
                     rngs=rngs(0))
@@ -192,9 +291,16 @@ def test_generator_w_avg_truncation_mixing_and_rgbs(g_vars):
   # mixing 1: the first style is the example's own w; every example takes
   # some later styles from another z
   np.testing.assert_allclose(ws[:, 0], own[:, 0], rtol=1e-6)
-  assert np.all(np.any(np.abs(ws - own) > 1e-6, axis=(1, 2)))
+  # one cutoff for the batch (the official draw): the same later styles
+  # replaced in every example
+  replaced = np.any(np.abs(ws - own) > 1e-6, axis=2)     # (B, num_ws)
+  assert replaced[:, -1].all() and not replaced[:, 0].any()
+  np.testing.assert_array_equal(replaced, np.broadcast_to(replaced[0],
+                                                          replaced.shape))
+  # StyleGAN2's noise strength: one scalar per layer
+  assert g_vars["params"]["b8_conv0"]["noise_strength"].shape == ()
   assert [r.shape for r in rgbs] == [(6, 4, 4, 1), (6, 8, 8, 1)]
-  up = jax.image.resize(rgbs[0], (6, 8, 8, 1), "bilinear")
+  up = stylegan2.upsample2d(jnp.asarray(rgbs[0]))
   np.testing.assert_allclose(img, np.asarray(up) + rgbs[1], rtol=1e-5,
                              atol=1e-6)
 

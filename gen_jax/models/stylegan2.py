@@ -1,39 +1,53 @@
 """StyleGAN2 (Karras et al. 2020, "Analyzing and Improving the Image Quality
 of StyleGAN"): a skip generator driven by styles, a residual critic.
 
-- Mapping: z (B, z_dim) -> pixel norm -> `mapping_layers` equalised dense
-  layers (lr multiplier 0.01, leaky ReLU) -> w (B, w_dim), broadcast to
-  `num_ws` per-layer styles (B, num_ws, w_dim). In training mode `w_avg`
+- Mapping: z (B, z_dim) -> 2nd-moment (pixel) norm -> `mapping_layers`
+  equalised dense layers (lr multiplier 0.01, leaky ReLU) -> w (B, w_dim),
+  broadcast to `num_ws` per-layer styles (B, num_ws, w_dim). Conditional
+  (`num_classes` > 0, as stylegan2-ada-pytorch): the one-hot label through
+  an equalised dense layer (w_dim), 2nd-moment normalised, concatenated
+  with the normalised z before the layers. In training mode `w_avg`
   (collection 'tracked', so it lives in the TrainState's model_state and is
-  checkpointed) follows w: w_avg <- w_avg + (1 - w_avg_beta) (mean w - w_avg);
-  with `mixing` > 0 a second z's styles replace those from a random layer on,
-  for that share of the examples (style mixing regularisation; drawn per
-  example, the official code draws once per batch). Outside training, `truncation` psi < 1
-  moves every style toward w_avg: w_avg + psi (w - w_avg).
+  checkpointed) follows w: w_avg <- w_avg + (1 - w_avg_beta) (mean w -
+  w_avg). Style mixing regularisation as the official code: with
+  probability `mixing`, drawn once per batch, a second z's styles (same
+  labels) replace those from a cutoff layer on, the cutoff also one draw
+  for the whole batch (the paper's text reads "a given percentage of
+  images"; the released code, which the published numbers come from, mixes
+  whole batches). Outside training, `truncation` psi < 1 moves every style
+  toward w_avg: w_avg + psi (w - w_avg).
 - Synthesis (paper fig. 7, "skip" generator): a learned 4x4 constant, then
-  per resolution: [bilinear 2x upsample ->] modulated 3x3 conv (demodulated)
-  -> + per-pixel noise * a learned per-channel strength -> bias -> leaky ReLU
-  (x sqrt 2), twice (once at 4x4), and a modulated 1x1 toRGB (not
-  demodulated); the RGB images of all resolutions, each upsampled to the
-  next, are summed. `synthesis(..., return_rgbs=True)` also returns each
-  resolution's own toRGB output (for progressive growing).
+  per resolution: [FIR 2x upsample ->] modulated 3x3 conv (demodulated)
+  -> + per-pixel noise * a learned scalar strength (one per layer) -> bias
+  -> leaky ReLU (x sqrt 2), twice (once at 4x4), and a modulated 1x1 toRGB
+  (not demodulated); the RGB images of all resolutions, each FIR-upsampled
+  to the next, are summed. `synthesis(..., return_rgbs=True)` also returns
+  each resolution's own toRGB output (for progressive growing).
 - Critic (paper fig. 7, "residual" D): 1x1 fromRGB, then per resolution
-  conv 3x3 -> 2x2 average pool -> conv 3x3, plus a pooled 1x1 shortcut,
-  summed and scaled by 1/sqrt(2) (the official code convolves at full
-  resolution with stride 2 after a blur; pooling first is 4x cheaper); at 4x4 the minibatch std (groups of
-  `mbstd_group`), conv 3x3, dense, dense(1).
+  conv 3x3 -> FIR blur and conv 3x3 with stride 2, plus a shortcut of a FIR
+  2x downsample and a 1x1 conv, summed and scaled by 1/sqrt(2); at 4x4 the
+  minibatch std (groups of `mbstd_group`), conv 3x3, dense, dense(1) or,
+  conditional, the projection on a mapping of the label (Discriminator).
+- FIR resampling is the official upfirdn2d with the [1, 3, 3, 1] filter
+  (separable, normalised): upsample = zero-insert, pad (2, 1), filter with
+  gain 4; downsample = pad (1, 1), filter, stride 2; the blur before a
+  stride-2 k x k conv pads k // 2 + 1 a side. Written as shifted slices
+  and adds (tests/test_stylegan2.py checks it against a NumPy upfirdn2d).
 - Equalised learning rate everywhere (ProGAN): a weight is stored as
   N(0, 1) / lr_mul and multiplied at run time by lr_mul / sqrt(fan_in), so
   its effective value starts at N(0, 1/fan_in) and Adam moves it lr * lr_mul
   per step, whatever its fan-in. Biases are stored / lr_mul likewise.
 
-Simplifications against the official code (NVlabs/stylegan2-ada-pytorch):
-bilinear resize (jax.image.resize) for the [1, 3, 3, 1] FIR up-/downsampling
-filters (the same interior weights, edge-clamped instead of zero-padded),
-average pooling for the critic's blur + stride 2, no conditioning, a
-per-channel noise strength (StyleGAN's; StyleGAN2 learns one scalar).
-Noise images come from the Flax rng stream 'noise', the mixing draw from
-'mixing'.
+Differences from the official code (NVlabs/stylegan2-ada-pytorch), none of
+them in the function computed: the up-conv is upsample2d (one extra
+row/column a side) then a 'VALID' conv at the output resolution (the
+official transposed stride-2 conv + filter is the same operator, tested,
+with 1/4 of the multiply-adds); the
+modulated conv is the `fused_modconv=False` form; no float16 layers or
+conv_clamp (the official code runs the top 4 resolutions in float16); the
+lazy regularisers are added to the main step rather than run as extra
+optimizer steps (configs/stylegan2.py). Noise images come from the Flax rng
+stream 'noise', the mixing draw from 'mixing'.
 """
 
 import math
@@ -71,6 +85,83 @@ def widths(resolution: int, base: int, max_width: int) -> dict[int, int]:
   return out
 
 
+# -- FIR resampling (the official upfirdn2d with its [1, 3, 3, 1] filter) ----
+
+FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
+
+
+def _upfirdn_axis(x: jax.Array, axis: int, up: int, down: int,
+                  pad: tuple[int, int], gain: float) -> jax.Array:
+  """upfirdn along one axis with the normalised [1, 3, 3, 1] filter times
+  `gain`: insert up - 1 zeros after each sample, zero-pad (before, after),
+  correlate (the filter is symmetric, so this is also the convolution), keep
+  every `down`-th sample. Shifted slices and adds (4 multiply-adds per
+  output), not a convolution: nothing for XLA:CPU to lower badly."""
+  n = x.shape[axis]
+  if up > 1:
+    x = jnp.stack([x] + [jnp.zeros_like(x)] * (up - 1), axis=axis + 1)
+    x = x.reshape(*x.shape[:axis], n * up, *x.shape[axis + 2:])
+  pads = [(0, 0)] * x.ndim
+  pads[axis] = pad
+  x = jnp.pad(x, pads)
+  m = x.shape[axis] - len(FIR_TAPS) + 1
+  y = sum((t * gain / sum(FIR_TAPS))
+          * jax.lax.slice_in_dim(x, k, k + m, axis=axis)
+          for k, t in enumerate(FIR_TAPS))
+  return jax.lax.slice_in_dim(y, 0, m, down, axis=axis) if down > 1 else y
+
+
+def upfirdn2d(x: jax.Array, up: int = 1, down: int = 1,
+              pad: tuple[int, int] = (0, 0), gain: float = 1.0) -> jax.Array:
+  """The official upfirdn2d (stylegan2-ada-pytorch torch_utils/ops) on NHWC
+  x with the separable 2D filter outer([1,3,3,1], [1,3,3,1]) / 64 times
+  `gain`, the same `up`, `down` and padding on H and W."""
+  g = math.sqrt(gain)   # the 2D gain, split over the two passes
+  x = _upfirdn_axis(x, 1, up, down, pad, g)
+  return _upfirdn_axis(x, 2, up, down, pad, g)
+
+
+def _upsample_axis(x: jax.Array, axis: int, e: int) -> jax.Array:
+  """y[j], j = -e .. 2n - 1 + e, of upsample2d along `axis`."""
+  n, m = x.shape[axis], x.shape[axis] + 2 * e
+  pads = [(0, 0)] * x.ndim
+  pads[axis] = (1 + e, 1 + e)
+  xp = jnp.pad(x, pads)
+  # at(k)[i] = x[i + k - 1], i = -e .. n - 1 + e
+  at = lambda k: jax.lax.slice_in_dim(xp, k, k + m, axis=axis)
+  even, odd = 0.25 * at(0) + 0.75 * at(1), 0.75 * at(1) + 0.25 * at(2)
+  y = jnp.stack([even, odd], axis=axis + 1)
+  y = y.reshape(*x.shape[:axis], 2 * m, *x.shape[axis + 1:])
+  return jax.lax.slice_in_dim(y, e, 2 * m - e, axis=axis) if e else y
+
+
+def upsample2d(x: jax.Array, border: bool = False) -> jax.Array:
+  """(B, H, W, C) -> (B, 2H, 2W, C): the official upsample2d, i.e.
+  upfirdn2d(x, up=2, pad=(2, 1), gain=4), in its polyphase form (half the
+  work and on XLA:CPU half the time of filtering the zero-inserted map):
+  per axis y[2i] = (x[i-1] + 3 x[i]) / 4, y[2i+1] = (3 x[i] + x[i+1]) / 4,
+  x zero outside. Inside, bilinear interpolation's weights; at the border
+  the missing neighbour is 0 (bilinear resize would clamp).
+
+  `border`: one more output a side, (B, 2H + 2, 2W + 2, C), i.e.
+  upfirdn2d(x, up=2, pad=(3, 2), gain=4): what the official up-conv
+  (conv2d_resample, up=2) convolves 'VALID' with its 3x3 kernel."""
+  e = int(border)
+  return _upsample_axis(_upsample_axis(x, 1, e), 2, e)
+
+
+def downsample2d(x: jax.Array) -> jax.Array:
+  """(B, H, W, C) -> (B, H/2, W/2, C): the official downsample2d (pad (1, 1),
+  filter, keep every second sample)."""
+  return upfirdn2d(x, down=2, pad=(1, 1))
+
+
+
+def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
+  """x / sqrt(mean(x^2) + eps) over the last axis (pixel norm of z)."""
+  return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+
+
 def _std_normal(lr_mul: float):
   def init(key, shape, dtype=jnp.float32):
     return jax.random.normal(key, shape, dtype) / lr_mul
@@ -100,27 +191,40 @@ class EqualDense(nn.Module):
 
 
 class EqualConv(nn.Module):
-  """A 'SAME' k x k convolution with equalised learning rate."""
+  """A 'SAME' k x k convolution with equalised learning rate; with `down`,
+  the official conv2d_resample(down=2): a 1x1 convolves the
+  downsample2d output; a k x k (odd k) blurs the input padded by k // 2 + 1
+  a side and convolves that with stride 2 ('VALID'), so each output sees the
+  blurred full-resolution map under its k x k window."""
   features: int
   kernel: int = 3
   use_bias: bool = True
+  down: bool = False
 
   @nn.compact
   def __call__(self, x):
     c = x.shape[-1]
     w = self.param("kernel", _std_normal(1.0),
                    (self.kernel, self.kernel, c, self.features))
+    w = w * (1.0 / math.sqrt(c * self.kernel ** 2))
+    stride, padding = (1, 1), "SAME"
+    if self.down and self.kernel == 1:
+      x = downsample2d(x)
+    elif self.down:
+      p = self.kernel // 2 + 1
+      x, stride, padding = upfirdn2d(x, pad=(p, p)), (2, 2), "VALID"
     y = jax.lax.conv_general_dilated(
-        x, w * (1.0 / math.sqrt(c * self.kernel ** 2)), (1, 1), "SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x, w, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))
     return y
 
 
 def modulated_conv(x: jax.Array, weight: jax.Array, styles: jax.Array,
-                   demodulate: bool = True, eps: float = 1e-8) -> jax.Array:
-  """StyleGAN2's modulated convolution (paper eq. 1-3), 'SAME' padding.
+                   demodulate: bool = True, eps: float = 1e-8,
+                   padding: str = "SAME") -> jax.Array:
+  """StyleGAN2's modulated convolution (paper eq. 1-3), 'SAME' padding
+  unless told.
 
   x (B, H, W, I), weight (k, k, I, O) (already scaled), styles (B, I):
   w'_ijk = s_i w_ijk, and with `demodulate` w''_ijk = w'_ijk /
@@ -138,7 +242,7 @@ def modulated_conv(x: jax.Array, weight: jax.Array, styles: jax.Array,
   per-example kernel.
   """
   y = jax.lax.conv_general_dilated(
-      x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1), "SAME",
+      x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1), padding,
       dimension_numbers=("NHWC", "HWIO", "NHWC"))
   if demodulate:
     # sum over (k, k, I) of (s_i w_ijk)^2 = sum_i s_i^2 sum_k w_ijk^2
@@ -163,9 +267,13 @@ class ModConv(nn.Module):
 
   @nn.compact
   def __call__(self, x, w):
-    b, h, wd, c = x.shape
+    c = x.shape[-1]
     if self.up:
-      x = jax.image.resize(x, (b, 2 * h, 2 * wd, c), "bilinear")
+      # the official transposed stride-2 conv + filter (pad 1, 1) as
+      # upsample (one extra row/column a side) + 'VALID' conv: the same
+      # operator (tested), convolving the upsampled map (4x the multiply-
+      # adds; XLA:CPU's transposed convolutions are no cheaper)
+      x = upsample2d(x, border=True)
     styles = EqualDense(c, bias_init=1.0, name="affine")(w)   # (B, I)
     weight = self.param("kernel", _std_normal(1.0),
                         (self.kernel, self.kernel, c, self.features))
@@ -174,20 +282,21 @@ class ModConv(nn.Module):
       weight = weight * gain  # demodulation removes the scale anyway
     else:
       styles = styles * gain
-    y = modulated_conv(x, weight, styles, self.demodulate)
+    y = modulated_conv(x, weight, styles, self.demodulate,
+                       padding="VALID" if self.up else "SAME")
     if self.noise:
       noise = jax.random.normal(self.make_rng("noise"), (*y.shape[:3], 1),
                                 y.dtype)
-      strength = self.param("noise_strength", nn.initializers.zeros,
-                            (self.features,))
+      strength = self.param("noise_strength", nn.initializers.zeros, ())
       y = y + noise * strength
     y = y + self.param("bias", nn.initializers.zeros, (self.features,))
     return lrelu(y) if self.activate else y
 
 
 class Generator(nn.Module):
-  """z (B, z_dim), cond (None) -> images (B, R, R, channels), linear output
-  (no tanh, as in the paper).
+  """z (B, z_dim), labels cond (B,) or None -> images (B, R, R, channels),
+  linear output (no tanh, as in the paper). Class-conditional with
+  `num_classes` > 0 (then cond is required).
 
   `train`: w_avg is updated and style mixing applies; otherwise truncation
   applies. Rng streams: 'noise' always, 'mixing' in training with mixing >
@@ -205,8 +314,11 @@ class Generator(nn.Module):
   mixing: float = 0.9
   truncation: float = 1.0   # psi outside training; 1: off
   w_avg_beta: float = 0.995
+  num_classes: int = 0      # > 0: class-conditional (labels as cond)
 
   def setup(self):
+    if self.num_classes:
+      self.embed = EqualDense(self.w_dim, name="embed")
     self.mapping_net = [EqualDense(self.w_dim, lr_mul=self.mapping_lr_mul,
                                    name=f"map{i}")
                         for i in range(self.mapping_layers)]
@@ -233,35 +345,40 @@ class Generator(nn.Module):
   def width_at(self, r: int) -> int:
     return widths(self.resolution, self.width, self.max_width)[r]
 
-  def _w(self, z):
-    x = z.astype(jnp.float32)
-    x = x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + 1e-8)
+  def _w(self, z, cond=None):
+    x = normalize_2nd_moment(z.astype(jnp.float32))
+    if self.num_classes:
+      if cond is None:
+        raise ValueError("a conditional generator needs labels (cond)")
+      y = self.embed(jax.nn.one_hot(cond, self.num_classes))
+      x = jnp.concatenate([x, normalize_2nd_moment(y)], axis=-1)
     for layer in self.mapping_net:
       x = lrelu(layer(x))
     return x
 
-  def mapping(self, z, train: bool = False, truncation: float | None = None):
-    """z (B, z_dim) -> ws (B, num_ws, w_dim). In training: updates w_avg
-    (collection 'tracked') and, with probability `mixing`, takes the styles
-    from a random layer on from a second z (the same z drawn again by the
-    rng stream 'mixing'). Otherwise: truncation toward w_avg with psi
-    `truncation` (default: the field)."""
+  def mapping(self, z, cond=None, train: bool = False,
+              truncation: float | None = None):
+    """z (B, z_dim), labels cond (B,) or None -> ws (B, num_ws, w_dim). In
+    training: updates w_avg (collection 'tracked') and, with probability
+    `mixing` (one draw per batch, as the official code), takes the styles
+    from a random layer on (the same for the batch) from a second z (drawn
+    by the rng stream 'mixing'; same labels). Otherwise: truncation toward
+    w_avg with psi `truncation` (default: the field)."""
     w_avg = self.w_avg
-    w = self._w(z)
+    w = self._w(z, cond)
     ws = jnp.repeat(w[:, None], self.num_ws, axis=1)
     if train and not self.is_initializing():
       w_avg.value = w_avg.value + (1.0 - self.w_avg_beta) * (
           jnp.mean(jax.lax.stop_gradient(w), 0) - w_avg.value)
     if train and self.mixing > 0:
       k_z, k_p, k_c = jax.random.split(self.make_rng("mixing"), 3)
-      w2 = self._w(jax.random.normal(k_z, z.shape, jnp.float32))
-      n = z.shape[0]
+      w2 = self._w(jax.random.normal(k_z, z.shape, jnp.float32), cond)
       # the layer from which on the second styles apply (num_ws: none)
-      cut = jax.random.randint(k_c, (n,), 1, self.num_ws)
-      cut = jnp.where(jax.random.uniform(k_p, (n,)) < self.mixing, cut,
+      cut = jax.random.randint(k_c, (), 1, self.num_ws)
+      cut = jnp.where(jax.random.uniform(k_p) < self.mixing, cut,
                       self.num_ws)
-      later = jnp.arange(self.num_ws)[None, :] >= cut[:, None]
-      ws = jnp.where(later[..., None], w2[:, None], ws)
+      later = jnp.arange(self.num_ws) >= cut
+      ws = jnp.where(later[None, :, None], w2[:, None], ws)
     psi = self.truncation if truncation is None else truncation
     if not train and psi != 1.0:
       ws = w_avg.value + psi * (ws - w_avg.value)
@@ -281,45 +398,59 @@ class Generator(nn.Module):
       rgb = to_rgb(x, ws[:, i])
       rgbs.append(rgb)
       if img is not None:
-        h = img.shape[1]
-        img = jax.image.resize(img, (b, 2 * h, 2 * h, img.shape[-1]),
-                               "bilinear")
-        img = img + rgb
+        img = upsample2d(img) + rgb
       else:
         img = rgb
     return (img, rgbs) if return_rgbs else img
 
   def __call__(self, z, cond=None, train: bool = True):
-    del cond  # unconditional
-    return self.synthesis(self.mapping(z, train))
+    return self.synthesis(self.mapping(z, cond, train))
 
 
 class Discriminator(nn.Module):
-  """images (B, R, R, C), cond (None) -> logits (B,): StyleGAN2's residual
-  critic. `per_example`: the minibatch std held fixed (gradient penalties,
-  models/layers.py)."""
+  """images (B, R, R, C), labels cond (B,) or None -> logits (B,):
+  StyleGAN2's residual critic. `per_example`: the minibatch std held fixed
+  (gradient penalties, models/layers.py).
+
+  With `num_classes` > 0 (stylegan2-ada-pytorch's conditional D): a mapping
+  network of the label (one-hot -> equalised dense embedding -> 2nd-moment
+  normalisation -> `mapping_layers` dense layers, lr multiplier 0.01, leaky
+  ReLU) gives cmap (B, cmap_dim), cmap_dim the 4x4 width; the output layer
+  gives cmap_dim features and the logit is sum(out * cmap) / sqrt(cmap_dim).
+  """
   width: int = 512       # feature maps at 4x4 (halved per doubling)
   max_width: int = 512
   mbstd_group: int = 4
+  num_classes: int = 0
+  mapping_layers: int = 8   # the label's mapping (the official default)
 
   @nn.compact
   def __call__(self, x, cond=None, train: bool = True,
                per_example: bool = False):
-    del cond, train
+    del train
     res = x.shape[1]
     wd = widths(res, self.width, self.max_width)
     x = lrelu(EqualConv(wd[res], 1, name="fromrgb")(x.astype(jnp.float32)))
     r = res
     while r > 4:
-      pool = lambda v: nn.avg_pool(v, (2, 2), (2, 2))
-      skip = EqualConv(wd[r // 2], 1, use_bias=False,
-                       name=f"b{r}_skip")(pool(x))
+      skip = EqualConv(wd[r // 2], 1, use_bias=False, down=True,
+                       name=f"b{r}_skip")(x)
       y = lrelu(EqualConv(wd[r], 3, name=f"b{r}_conv0")(x))
-      y = lrelu(EqualConv(wd[r // 2], 3, name=f"b{r}_conv1")(pool(y)))
+      y = lrelu(EqualConv(wd[r // 2], 3, down=True, name=f"b{r}_conv1")(y))
       x = (skip + y) * (1.0 / SQRT2)
       r //= 2
     x = MinibatchStd(self.mbstd_group)(x, per_example)
     x = lrelu(EqualConv(wd[4], 3, name="epilogue_conv")(x))
     x = lrelu(EqualDense(wd[4], name="epilogue_fc")(x.reshape(x.shape[0],
                                                               -1)))
-    return EqualDense(1, name="out")(x)[:, 0]
+    if not self.num_classes:
+      return EqualDense(1, name="out")(x)[:, 0]
+    if cond is None:
+      raise ValueError("a conditional discriminator needs labels (cond)")
+    cmap_dim = wd[4]
+    cmap = normalize_2nd_moment(EqualDense(cmap_dim, name="cmap_embed")(
+        jax.nn.one_hot(cond, self.num_classes)))
+    for i in range(self.mapping_layers):
+      cmap = lrelu(EqualDense(cmap_dim, lr_mul=0.01, name=f"cmap{i}")(cmap))
+    out = EqualDense(cmap_dim, name="out")(x)
+    return jnp.sum(out * cmap, axis=-1) * (1.0 / math.sqrt(cmap_dim))

@@ -268,6 +268,9 @@ def _stylegan2_defaults() -> ml_collections.ConfigDict:
   a.truncation = 1.0     # psi for samples (evaluation); 1.0: off
   a.w_avg_beta = 0.995   # w_avg <- w_avg + (1 - beta) (mean w - w_avg)
   a.mbstd_group = 4
+  # conditional: layers of the critic's label mapping (the official
+  # default, 8; the generator's label joins its z mapping)
+  a.d_mapping_layers = 8
   return a
 
 
@@ -278,6 +281,12 @@ def _stylegan2_validate(config) -> None:
   for field in ("w_dim", "mapping_layers", "g_width", "d_width",
                 "max_width", "mbstd_group"):
     positive(f"config.model.stylegan2.{field}", a[field])
+  at_least("config.model.stylegan2.d_mapping_layers", a.d_mapping_layers, 0)
+  if config.gan.ac_weight > 0:
+    raise ConfigError(f"config.gan.ac_weight={config.gan.ac_weight!r}: arch "
+                      "'stylegan2' has no auxiliary classifier; its "
+                      "conditional critic is config.model.d_cond="
+                      "'projection' (the official label mapping)")
   positive("config.model.stylegan2.mapping_lr_mul", a.mapping_lr_mul)
   for field in ("mixing", "w_avg_beta"):
     if not 0.0 <= a[field] <= 1.0:
@@ -301,11 +310,12 @@ def _stylegan2_small(a) -> None:
   a.w_dim = 16
   a.mapping_layers = 2
   a.g_width = a.d_width = a.max_width = 16
+  a.d_mapping_layers = 2
 
 
 def _stylegan2_build(config, info: DatasetInfo, num_classes: int,
                      aux_classes: int, mbstd):
-  del num_classes, aux_classes, mbstd  # unconditional; its own mbstd
+  del aux_classes, mbstd  # validated: no AC head; its own mbstd
   a = config.model.stylegan2
   if info.kind != "image":
     raise ConfigError(f"config.model.arch='stylegan2' needs image data; "
@@ -315,14 +325,18 @@ def _stylegan2_build(config, info: DatasetInfo, num_classes: int,
       z_dim=config.model.noise_dim, w_dim=a.w_dim,
       mapping_layers=a.mapping_layers, mapping_lr_mul=a.mapping_lr_mul,
       width=a.g_width, max_width=a.max_width, mixing=a.mixing,
-      truncation=a.truncation, w_avg_beta=a.w_avg_beta)
-  d = stylegan2.Discriminator(width=a.d_width, max_width=a.max_width,
-                              mbstd_group=a.mbstd_group)
+      truncation=a.truncation, w_avg_beta=a.w_avg_beta,
+      num_classes=num_classes)
+  d = stylegan2.Discriminator(
+      width=a.d_width, max_width=a.max_width, mbstd_group=a.mbstd_group,
+      num_classes=num_classes if config.model.d_cond == "projection" else 0,
+      mapping_layers=a.d_mapping_layers)
   return g, d
 
 
 ARCHS.add("stylegan2", base.ArchSpec(_stylegan2_defaults, _stylegan2_build,
-                                     _stylegan2_validate, _stylegan2_small))
+                                     _stylegan2_validate, _stylegan2_small,
+                                     conditional=True))
 # Architectures whose generator has `mapping` (z -> styles ws) and
 # `synthesis` (ws -> image) halves, which the path-length regulariser needs.
 STYLE_ARCHS = ("stylegan2",)
@@ -711,12 +725,13 @@ class GanTrainer(base.Trainer):
     return self.generator.apply(variables, z, labels, train=False,
                                 rngs=rngs, **grow), g_state
 
-  def generate_styled(self, params, g_state, z, key: jax.Array):
+  def generate_styled(self, params, g_state, z, key: jax.Array, labels=None):
     """A style-based generator's training pass in its two halves: returns
     (samples, styles ws, new generator state, synthesis: ws -> samples with
     the noise of a key of its own)."""
     ws, g_state = self.generator.apply(
-        {"params": params, **g_state}, z, train=True, method="mapping",
+        {"params": params, **g_state}, z, labels, train=True,
+        method="mapping",
         mutable=list(g_state), rngs=_rngs(key))
     variables = {"params": params, **g_state}
     synthesis = lambda k: lambda w: self.generator.apply(
@@ -860,7 +875,7 @@ class GanTrainer(base.Trainer):
     g_key = jax.random.fold_in(key, 6)
     if self.config.model.arch in STYLE_ARCHS:
       fake, inputs["ws"], g_state, inputs["synthesis"] = self.generate_styled(
-          g_params, state.model_state[G], z, g_key)
+          g_params, state.model_state[G], z, g_key, labels)
     else:
       fake, g_state = self.generate(g_params, state.model_state[G], z,
                                     labels, train=True, key=g_key)
