@@ -121,7 +121,8 @@ def test_stop_names_the_step_and_saves_nothing_after_it(tmp_path, name,
   assert all_finite(tmp_path) == [2, 4]
 
 
-@pytest.mark.parametrize("name", ["vae", "gan_2d", "srgan", "cyclegan"])
+@pytest.mark.parametrize("name", ["vae", "gan_2d", "srgan", "cyclegan",
+                                  "stylegan2"])
 def test_skip_drops_the_bad_update_and_goes_on(tmp_path, name, nan_batch):
   config = small(name, on_nonfinite="skip")
   final = train.train_and_evaluate(config, str(tmp_path))

@@ -16,7 +16,7 @@ from gen_jax.errors import ConfigError
 NUM_STEPS = 10
 # srgan: its two phases (pre-training, then adversarial) within NUM_STEPS.
 MODELS = ("dcgan", "wgan_gp", "vae", "srgan",
-          "cyclegan")
+          "cyclegan", "stylegan2")
 # CycleGAN: 2 steps. Its small run's rate decays to 0 by step 4 (its
 # num_steps), so later steps move nothing, and by then 1- and 8-device
 # rounding has been amplified step by step (instance norm over maps of a
@@ -25,7 +25,10 @@ MODELS = ("dcgan", "wgan_gp", "vae", "srgan",
 # term, 3e-4 with digit_domains' present settings: chaotic, not a margin.
 # After 2 steps (one update seen by the second step's losses) it is 3e-6
 # of the distance moved, the losses equal to 1e-6: 4 orders below the bar.
-STEPS = {"cyclegan": 2}
+# StyleGAN2: 4 steps hold two rounds of its lazy R1 and path-length terms
+# (every 2 steps in `small`) and of style mixing and noise draws, whose
+# keys must not depend on the device count; compiling is its cost.
+STEPS = {"cyclegan": 2, "stylegan2": 4}
 
 
 def small_config(name: str, **mesh):

@@ -157,6 +157,19 @@ def downsample2d(x: jax.Array) -> jax.Array:
 
 
 
+def _conv(x: jax.Array, w: jax.Array, stride=(1, 1),
+          padding: str = "SAME") -> jax.Array:
+  """NHWC x HWIO convolution; a 1x1 one (toRGB, fromRGB, the critic's
+  shortcut) as a matmul. (As a convolution, a 1x1 with one output channel
+  vmapped over seeds with per-seed weights (train.num_seeds) and sharded
+  over them failed to compile: XLA's SPMD partitioner split the kernel's
+  grouped features but not the input's.)"""
+  if w.shape[:2] == (1, 1) and stride == (1, 1):
+    return jnp.einsum("bhwi,io->bhwo", x, w[0, 0])
+  return jax.lax.conv_general_dilated(
+      x, w, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 def normalize_2nd_moment(x: jax.Array, eps: float = 1e-8) -> jax.Array:
   """x / sqrt(mean(x^2) + eps) over the last axis (pixel norm of z)."""
   return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
@@ -213,8 +226,7 @@ class EqualConv(nn.Module):
     elif self.down:
       p = self.kernel // 2 + 1
       x, stride, padding = upfirdn2d(x, pad=(p, p)), (2, 2), "VALID"
-    y = jax.lax.conv_general_dilated(
-        x, w, stride, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = _conv(x, w, stride, padding)
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,))
     return y
@@ -241,9 +253,8 @@ def modulated_conv(x: jax.Array, weight: jax.Array, styles: jax.Array,
   per-example kernels. tests/test_stylegan2.py checks it against the
   per-example kernel.
   """
-  y = jax.lax.conv_general_dilated(
-      x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1), padding,
-      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y = _conv(x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1),
+            padding)
   if demodulate:
     # sum over (k, k, I) of (s_i w_ijk)^2 = sum_i s_i^2 sum_k w_ijk^2
     wsq = jnp.sum(jnp.square(weight), axis=(0, 1))          # (I, O)
