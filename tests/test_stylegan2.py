@@ -373,3 +373,15 @@ def test_path_length_needs_a_style_generator():
   c.gan.g_regularizer = "path_length"
   with pytest.raises(ConfigError, match="needs a style-based generator"):
     config_lib.validate(c)
+
+
+def test_conditional_stylegan2_validates_and_refuses_an_ac_head():
+  """gan.conditional=True is accepted (the label mappings; tested by hand
+  above); AC-GAN's auxiliary classifier is not (no such head)."""
+  c = load_config("stylegan2", "small")
+  c.gan.conditional = True
+  config_lib.validate(c)
+  c.gan.ac_weight = 1.0
+  with pytest.raises(ConfigError, match="arch 'stylegan2' has no auxiliary "
+                     "classifier"):
+    config_lib.validate(c)
