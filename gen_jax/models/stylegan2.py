@@ -38,16 +38,18 @@ of StyleGAN"): a skip generator driven by styles, a residual critic.
   its effective value starts at N(0, 1/fan_in) and Adam moves it lr * lr_mul
   per step, whatever its fan-in. Biases are stored / lr_mul likewise.
 
-Differences from the official code (NVlabs/stylegan2-ada-pytorch), none of
-them in the function computed: the up-conv is upsample2d (one extra
-row/column a side) then a 'VALID' conv at the output resolution (the
+Differences from the official code (NVlabs/stylegan2-ada-pytorch).
+The same function, computed differently: the up-conv is upsample2d (one
+extra row/column a side) then a 'VALID' conv at the output resolution (the
 official transposed stride-2 conv + filter is the same operator, tested,
-with 1/4 of the multiply-adds); the
-modulated conv is the `fused_modconv=False` form; no float16 layers or
-conv_clamp (the official code runs the top 4 resolutions in float16); the
-lazy regularisers are added to the main step rather than run as extra
-optimizer steps (configs/stylegan2.py). Noise images come from the Flax rng
-stream 'noise', the mixing draw from 'mixing'.
+with 1/4 of the multiply-adds: a possible speed-up, not tried); the
+modulated conv is the `fused_modconv=False` form; 1x1 convs are matmuls.
+Different numbers: no float16 layers and no conv_clamp (the official code
+runs the top 4 resolutions in float16, activations clamped to +-256); the
+critic is always the residual one (the official `--cfg=cifar` uses 'orig');
+the lazy regularisers join the main step rather than running as extra
+optimizer steps with rescaled Adam (configs/stylegan2.py). Noise images
+come from the Flax rng stream 'noise', the mixing draws from 'mixing'.
 """
 
 import math
@@ -265,8 +267,9 @@ def modulated_conv(x: jax.Array, weight: jax.Array, styles: jax.Array,
 
 class ModConv(nn.Module):
   """Modulated k x k convolution: the style of an affine map of w (bias
-  init 1, so that s starts near 1), equalised weights, optional 2x bilinear
-  upsampling before, then noise, bias and leaky ReLU (`activate`).
+  init 1, so that s starts near 1), equalised weights, optional 2x FIR
+  upsampling before (`up`), then noise (one scalar strength), bias and
+  leaky ReLU (`activate`).
   toRGB is `ModConv(kernel=1, demodulate=False, noise=False, activate=False)`
   (whose style is also scaled by 1/sqrt(fan_in), as in the official code)."""
   features: int
@@ -282,8 +285,9 @@ class ModConv(nn.Module):
     if self.up:
       # the official transposed stride-2 conv + filter (pad 1, 1) as
       # upsample (one extra row/column a side) + 'VALID' conv: the same
-      # operator (tested), convolving the upsampled map (4x the multiply-
-      # adds; XLA:CPU's transposed convolutions are no cheaper)
+      # operator (tested), but convolving the upsampled map: 4x the
+      # multiply-adds of the official form (a transposed-conv form on
+      # XLA is not measured here)
       x = upsample2d(x, border=True)
     styles = EqualDense(c, bias_init=1.0, name="affine")(w)   # (B, I)
     weight = self.param("kernel", _std_normal(1.0),
