@@ -1049,5 +1049,6 @@ class GanTrainer(base.Trainer):
 
 base.TRAINERS.add("gan", base.TrainerSpec(
     create=GanTrainer, defaults=defaults, validate=validate, small=small,
-    validate_data=validate_data))
+    validate_data=validate_data,
+    model_config=model_config))
 
