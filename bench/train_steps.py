@@ -11,8 +11,7 @@ same architecture and update run on the same random batch, alternately, after
 a warm-up. Data loading is excluded on both sides. Prints Markdown tables:
 median ms per step (min-max), images/s, the ratio, FLOP/s as a fraction of the
 matmul ceiling measured in the same run, time to the first step, and each
-side's parameter count (equal where the architectures match; the DCGAN and
-VAE cases at --upsample sub_pixel differ by design).
+side's parameter count (equal for every case, tests/test_torch_reference.py).
 
 A case with lazy regularisers (StyleGAN2: R1 every 16 steps, path length
 every 4; gen_jax runs them under `lax.cond` in its one compiled step) is
