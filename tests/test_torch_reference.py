@@ -100,3 +100,31 @@ def test_stylegan2_reference_computes_the_same_networks():
   with torch.no_grad():
     t_logits = td(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
   np.testing.assert_allclose(t_logits.numpy(), logits, rtol=1e-4, atol=1e-4)
+
+
+def test_biggan_reference_with_self_attention_has_the_same_parameter_counts():
+  """configs/biggan.py leaves self-attention off; with it on (after G's
+  8x8 block and D's first 8x8 output) the counts still match."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from gen_jax.models import resnet
+
+  g = resnet.Generator(resolution=16, channels=1, width=32, num_classes=10,
+                       shared_dim=32, hierarchical=True, spectral_norm=True,
+                       attention=8)
+  d = resnet.Discriminator(width=32, mult=(1, 1, 1), down=(True, True, False),
+                           attention=8, num_classes=10, projection=True)
+  y = jnp.zeros((2,), jnp.int32)
+  count = lambda m, *args: sum(
+      int(np.prod(x.shape)) for x in jax.tree.leaves(jax.eval_shape(
+          lambda k: m.init(k, *args, train=False), jax.random.key(0))[
+              "params"]))
+  tg, td = torch_reference.biggan_networks(
+      16, 1, 32, (True, True, False), num_classes=10, shared_dim=32,
+      noise_dim=120, d_mult=(1, 1, 1), g_attention=8, d_attention=8)
+  numel = lambda m: sum(p.numel() for p in m.parameters())
+  assert numel(tg) == count(g, jnp.zeros((2, 120)), y)
+  assert numel(td) == count(d, jnp.zeros((2, 16, 16, 1)), y)
+  assert tg.attention is not None and td.attention is not None
