@@ -3,9 +3,9 @@ BigGAN steps (StyleGAN2's: bench/torch_stylegan2.py).
 
 The architectures mirror gen_jax.models (dcgan.py, vae.py, resnet.py) layer
 for layer: same widths, kernels, strides, paddings, biases, normalisations
-and activations, NCHW instead of NHWC. The generator's first layer is a Linear on
-z, as in gen_jax (the PyTorch example's 4x4 ConvTranspose2d of a 1x1 input is
-the same map). The updates follow the PyTorch DCGAN example
+and activations, NCHW instead of NHWC. The DCGAN generator's first layer is
+a Linear on z, as in gen_jax (the PyTorch example's 4x4 ConvTranspose2d of a
+1x1 input is the same map). The updates follow the PyTorch DCGAN example
 (github.com/pytorch/examples/blob/main/dcgan/main.py) and Gulrajani et al.
 2017, Algorithm 1, with logits + BCEWithLogits instead of Sigmoid + BCELoss
 (same function); SNGAN's and BigGAN's follow gen_jax's GAN trainer with
@@ -389,7 +389,8 @@ def orthogonal(module: nn.Module) -> torch.Tensor:
   sum over kernels W of ||W W^T * (1 - I)||_F^2 (W (out, fan_in))."""
   total = torch.zeros(())
   for w in _kernels(module):
-    gram = (w := w.flatten(1)) @ w.T
+    w = w.flatten(1)
+    gram = w @ w.T
     total = total + gram.pow(2).sum() - gram.diagonal().pow(2).sum()
   return total
 
