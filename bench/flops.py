@@ -32,9 +32,8 @@ class _Counter(TorchDispatchMode):
     return out
 
 
-def count_flops(step: Callable[[torch.Tensor], None],
-                batch: torch.Tensor) -> int:
-  """Matmul + convolution FLOPs of one call `step(batch)`."""
+def count_flops(step: Callable[..., None], *batch: torch.Tensor) -> int:
+  """Matmul + convolution FLOPs of one call `step(*batch)`."""
   with _Counter() as counter:
-    step(batch)
+    step(*batch)
   return counter.flops

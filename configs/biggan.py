@@ -25,6 +25,11 @@ ARG: a dataset name and optionally `small` (tests):
   StudioGAN's benchmark reports its own BigGAN CIFAR-10 numbers under its
   protocol (50K samples against the train split); compare a run here only
   after matching the sample count and the reference split.
+  Provenance: neither the paper's table nor the released script could be
+  read from this machine (the public index holds only early versions of
+  BigGAN-PyTorch, whose CIFAR script trains with batch 64, one D step, G lr
+  1e-4 and D lr 4e-4); the settings and numbers above are the released
+  script's and the paper's as quoted by later work, not re-checked here.
 """
 
 from gen_jax import config_lib

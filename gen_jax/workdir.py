@@ -3,7 +3,9 @@
 `check` runs before the dataset or model is built and writes nothing: it stops
 with one line when the workdir is a file, is not writable, or holds
 checkpoints of a run started with a config that differs in a field outside
-`config_lib.CHANGEABLE_ON_RESUME`. `prepare` checks free disk space against
+`config_lib.CHANGEABLE_ON_RESUME`; a field gen_jax gained after the run
+started (absent from its config.json) is accepted at its default value,
+which is the behaviour the run had. `prepare` checks free disk space against
 the size of a checkpoint and records the config in `config.json` (atomically:
 written to a tmp file, then renamed).
 """
@@ -20,6 +22,7 @@ from gen_jax import checkpoint, config_lib
 from gen_jax.errors import UserError
 
 CONFIG_FILE = "config.json"
+ABSENT = "(absent)"
 # Room for metrics, samples and wandb files besides the checkpoints.
 MIN_FREE_BYTES = 64 << 20
 
@@ -49,9 +52,9 @@ def changeable(field: str) -> bool:
 
 def config_changes(saved: dict, current: dict) -> list[tuple[str, str, str]]:
   """(field, old, new) for every field that differs, JSON-formatted values;
-  a field missing on one side shows as '(absent)'."""
+  a field missing on one side shows as ABSENT."""
   saved, current = _flat(saved), _flat(current)
-  show = lambda d, k: json.dumps(d[k]) if k in d else "(absent)"
+  show = lambda d, k: json.dumps(d[k]) if k in d else ABSENT
   return [(k, show(saved, k), show(current, k))
           for k in sorted(set(saved) | set(current))
           if saved.get(k, KeyError) != current.get(k, KeyError)]
@@ -98,7 +101,10 @@ def _check_same_config(workdir: str, config) -> None:
     raise UserError(f"cannot read {path} to check the config of the run to "
                     f"resume ({e}); restore it, or use a new --workdir") from e
   changes = config_changes(saved, _as_json(config))
-  science = [c for c in changes if not changeable(c[0])]
+  defaults = _defaults(config)
+  added = [c for c in changes if c[1] == ABSENT and c[0] in defaults
+           and c[2] == json.dumps(defaults[c[0]])]
+  science = [c for c in changes if not changeable(c[0]) and c not in added]
   if science:
     listed = "; ".join(f"{k}: {old} -> {new}" for k, old, new in science)
     raise UserError(
@@ -106,9 +112,27 @@ def _check_same_config(workdir: str, config) -> None:
         f"(its {CONFIG_FILE}): {listed}. Only "
         f"{', '.join(config_lib.CHANGEABLE_ON_RESUME)} may change when "
         "resuming; use a new --workdir for a new experiment")
-  if changes and jax.process_index() == 0:
-    listed = "; ".join(f"{k}: {old} -> {new}" for k, old, new in changes)
-    print(f"resuming with changed settings: {listed}", file=sys.stderr)
+  changed = [c for c in changes if c not in added]
+  if jax.process_index() == 0:
+    if changed:
+      listed = "; ".join(f"{k}: {old} -> {new}" for k, old, new in changed)
+      print(f"resuming with changed settings: {listed}", file=sys.stderr)
+    if added:
+      listed = ", ".join(f"{k}={new}" for k, _, new in added)
+      print(f"resuming a run started before these fields existed, at their "
+            f"defaults: {listed}", file=sys.stderr)
+
+
+def _defaults(config) -> dict:
+  """Every field's default for this trainer, dataset and architecture
+  (config_lib.base and the trainer's model_config), flattened."""
+  from gen_jax import trainers
+  out = _flat(_as_json(config_lib.base(config.trainer, config.data.name)))
+  model_config = trainers.TRAINERS.get(config.trainer).model_config
+  if model_config is not None and "arch" in config.get("model", {}):
+    out = {k: v for k, v in out.items() if not k.startswith("model.")}
+    out.update(_flat(_as_json(model_config(config.model.arch)), "model."))
+  return out
 
 
 def prepare(workdir: str, config, checkpoint_bytes: int) -> None:

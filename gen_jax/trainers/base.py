@@ -238,6 +238,9 @@ class TrainerSpec:
   # Checks that need the dataset's DatasetInfo (e.g. labels for a
   # conditional model), run before anything is compiled.
   validate_data: Callable[[Any, Any], None] = lambda config, info: None
+  # arch -> the default `config.model` for that architecture, for trainers
+  # with a choice of them (workdir.py: fields added since a run started).
+  model_config: Callable[[str], Any] | None = None
 
 
 TRAINERS: Registry[TrainerSpec] = Registry("config.trainer")

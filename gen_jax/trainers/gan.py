@@ -1064,5 +1064,6 @@ class GanTrainer(base.Trainer):
 
 base.TRAINERS.add("gan", base.TrainerSpec(
     create=GanTrainer, defaults=defaults, validate=validate, small=small,
-    validate_data=validate_data))
+    validate_data=validate_data,
+    model_config=model_config))
 

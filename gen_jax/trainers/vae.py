@@ -340,4 +340,5 @@ class VaeTrainer(base.Trainer):
 
 base.TRAINERS.add("vae", base.TrainerSpec(
     create=VaeTrainer, defaults=defaults, validate=validate, small=small,
-    validate_data=validate_data))
+    validate_data=validate_data,
+    model_config=model_config))
