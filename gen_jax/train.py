@@ -96,6 +96,12 @@ class Setup:
     the trainer's phase there."""
     return self.train_steps[self.trainer.phase_of(step)]
 
+  def compile_step(self, step: int, state, batch) -> None:
+    """Compiles the step that runs step `step` ahead of its first call, for
+    `state` (arrays or ShapeDtypeStructs with the state's sharding) and
+    `batch`; that call then finds it compiled."""
+    self.train_steps[self.trainer.phase_of(step)].lower(state, batch).compile()
+
   def stream(self):
     return self.trainer.stream(self.dataset, self.config)
 
@@ -285,7 +291,7 @@ def _train(s: Setup, config, workdir: str) -> dict[str, Any]:
     while step < num_steps:
       batch, data_state = next_batch()
       if isinstance(state, Future):  # a fresh run's first step
-        s.step_for(step).lower(abstract, batch).compile()
+        s.compile_step(step, abstract, batch)
         state = state.result()
       state, metrics = s.step_for(step)(state, batch)
       window.append(metrics)
