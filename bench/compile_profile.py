@@ -46,7 +46,8 @@ def profile(name: str, hlo: bool) -> list[str]:
   config = loop.case_config(loop.Case(name, False), 2, 1)
   rows = []
   (s, t, c) = _timed(lambda: train.setup(config))
-  rows.append(f"| {name} | setup | {t:.2f} ({c:.2f}) | | | | |")
+  rows.append(f"| {name} | setup | | | | {t:.2f} ({c:.2f}) | |")
+  print(rows[-1], flush=True)
   batch = s.batch(s.stream())
   programs = [("init", s.init, (s.key,)), ("step", s.train_step, None)]
   state = None
