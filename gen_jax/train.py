@@ -38,7 +38,9 @@ INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 def _in_background(fn) -> Future:
   """`fn()` on a thread of its own; the Future holds its result (or raises
-  its exception)."""
+  its exception). JAX settings a caller makes with context managers are
+  thread-local and do not reach it (gen_jax makes none; `jax.config.update`
+  does)."""
   pool = ThreadPoolExecutor(1)
   future = pool.submit(fn)
   pool.shutdown(wait=False)
