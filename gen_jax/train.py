@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -33,6 +34,17 @@ from gen_jax.logger import MetricLogger
 # backend optimisation level 1 compiles it 3-4x faster (DCGAN: 1.2 s against
 # 4.4 s of CPU) to bitwise the same parameters (tests/test_train.py).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def _in_background(fn) -> Future:
+  """`fn()` on a thread of its own; the Future holds its result (or raises
+  its exception). JAX settings a caller makes with context managers are
+  thread-local and do not reach it (gen_jax makes none; `jax.config.update`
+  does)."""
+  pool = ThreadPoolExecutor(1)
+  future = pool.submit(fn)
+  pool.shutdown(wait=False)
+  return future
 
 
 def _prefetch(produce, size: int = 2):
@@ -85,6 +97,12 @@ class Setup:
     """The compiled step that runs step `step` (counted from 0): that of
     the trainer's phase there."""
     return self.train_steps[self.trainer.phase_of(step)]
+
+  def compile_step(self, step: int, state, batch) -> None:
+    """Compiles the step that runs step `step` ahead of its first call, for
+    `state` (arrays or ShapeDtypeStructs with the state's sharding) and
+    `batch`; that call then finds it compiled."""
+    self.train_steps[self.trainer.phase_of(step)].lower(state, batch).compile()
 
   def stream(self):
     return self.trainer.stream(self.dataset, self.config)
@@ -241,9 +259,10 @@ def _train(s: Setup, config, workdir: str) -> dict[str, Any]:
     stream = s.stream()
     window: list[dict] = []  # metrics of the steps since the last log
     sharding = trainer.state_sharding(mesh)
-    restored = ckpt.restore_latest(jax.tree.map(
+    abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-        abstract))
+        abstract)
+    restored = ckpt.restore_latest(abstract)
     if restored:
       step, state, data_state, loop_state = restored
       stream.set_state(data_state)
@@ -252,7 +271,10 @@ def _train(s: Setup, config, workdir: str) -> dict[str, Any]:
         print(f"resuming {workdir} from step {step}", file=sys.stderr)
     else:
       step = 0
-      state = s.init(s.key)
+      # `init` compiles and runs on a thread while this one compiles the
+      # first step (in the loop): XLA:CPU compiles most of a program on
+      # one core, so the two overlap (the same programs, the same numbers).
+      state = _in_background(lambda: s.init(s.key))
 
     skip = t.on_nonfinite == "skip"
 
@@ -270,6 +292,9 @@ def _train(s: Setup, config, workdir: str) -> dict[str, Any]:
     last_time, last_step = time.perf_counter(), step
     while step < num_steps:
       batch, data_state = next_batch()
+      if isinstance(state, Future):  # a fresh run's first step
+        s.compile_step(step, abstract, batch)
+        state = state.result()
       state, metrics = s.step_for(step)(state, batch)
       window.append(metrics)
       step += 1

@@ -1,13 +1,16 @@
 """What makes compilation cheaper must not change a number: `init` at a lower
-backend optimisation level gives bitwise the same state, and the scanned
-critic loop (`gan.critic_loop='scan'`) the unrolled loop's updates (up to
-rounding)."""
+backend optimisation level gives bitwise the same state, `init` compiled on a
+thread beside the first step the same run, and the scanned critic loop
+(`gan.critic_loop='scan'`) the unrolled loop's updates (up to rounding)."""
+
+import logging
+from concurrent.futures import Future
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import load_config
+from conftest import assert_bitwise_equal, load_config, read_checkpoint
 from gen_jax import train
 from gen_jax.errors import ConfigError
 from gen_jax.trainers import gan
@@ -35,6 +38,34 @@ def test_init_compiled_cheaply_is_bitwise_the_default():
   assert train.INIT_COMPILER_OPTIONS  # the lever is on
   for a, b in zip(_leaves(cheap), _leaves(default), strict=True):
     np.testing.assert_array_equal(a, b)
+
+
+def _short_run(workdir, name="dcgan", arg="digits,small"):
+  c = load_config(name, arg)
+  c.mesh.num_devices = 1
+  c.train.num_steps = c.train.eval_every = c.train.checkpoint_every = 2
+  c.evals = ()
+  c.wandb.mode = "disabled"
+  train.train_and_evaluate(c, str(workdir))
+
+
+def test_init_on_a_thread_beside_the_first_step(tmp_path, caplog,
+                                               monkeypatch):
+  # The step compiled ahead (abstract state, sharded) is the one the loop
+  # calls: jit(step) is lowered and compiled once.
+  with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+    _short_run(tmp_path / "threaded")
+  assert len([m for m in caplog.messages
+              if m.startswith("Compiling jit(step)")]) == 1
+  # The same run with init on the main thread, before the step.
+  def at_once(fn):
+    future = Future()
+    future.set_result(fn())
+    return future
+  monkeypatch.setattr(train, "_in_background", at_once)
+  _short_run(tmp_path / "sequential")
+  assert_bitwise_equal(read_checkpoint(tmp_path / "threaded", 2),
+                       read_checkpoint(tmp_path / "sequential", 2))
 
 
 def _inner(trainer):

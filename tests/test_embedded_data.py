@@ -74,6 +74,24 @@ def test_digits_are_the_scikit_learn_digits_with_a_held_out_split():
   assert not {t.tobytes() for t in train} & {e.tobytes() for e in evals}
 
 
+def test_digits_read_without_importing_scikit_learn():
+  # The data file read directly is load_digits, bitwise; and it is read
+  # without the seconds that importing scikit-learn costs a run.
+  import os
+  import subprocess
+  import sys
+  from sklearn.datasets import load_digits
+  images, labels = embedded.sklearn_digits()
+  ref = load_digits()
+  assert images.dtype == ref.images.dtype and images.shape == ref.images.shape
+  assert images.tobytes() == ref.images.tobytes()
+  np.testing.assert_array_equal(labels, ref.target)
+  code = ("import sys; from gen_jax.data import embedded; "
+          "embedded.digit_images(16); assert 'sklearn' not in sys.modules")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=repo)
+
+
 def test_stacked_digits_labels_match_channels():
   ds = data.get_dataset(data_config("stacked_digits", image_size=8,
                                     value_range=(0.0, 1.0)))

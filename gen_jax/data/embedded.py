@@ -11,6 +11,9 @@
 """
 
 import functools
+import gzip
+import importlib.util
+import os
 
 import numpy as np
 from PIL import Image
@@ -109,19 +112,37 @@ def swiss_roll(cfg) -> InMemoryDataset:
                          {"x": x[_NUM_MIXTURE_TRAIN:]})
 
 
+def sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+  """scikit-learn's digits: images (1797, 8, 8) float64 in 0..16, labels.
+
+  Read from its data file as `sklearn.datasets.load_digits` reads it, without
+  importing scikit-learn, which takes seconds on the way to a run's first
+  step (its own loader where the file is not found).
+  """
+  spec = importlib.util.find_spec("sklearn")  # finds, does not import
+  path = os.path.join(spec.submodule_search_locations[0], "datasets", "data",
+                      "digits.csv.gz") if spec else ""
+  if not os.path.exists(path):
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return digits.images, digits.target
+  with gzip.open(path, "rt", encoding="utf-8") as f:
+    data = np.loadtxt(f, delimiter=",")
+  return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+
+
 @functools.lru_cache(maxsize=4)
 def digit_images(image_size: int) -> tuple[np.ndarray, np.ndarray]:
   """All 1,797 scikit-learn digits as (N, S, S, 1) floats in [0, 1], labels."""
-  from sklearn.datasets import load_digits
-  digits = load_digits()
-  images = digits.images.astype(np.float32) / 16.0
+  raw, labels = sklearn_digits()
+  images = raw.astype(np.float32) / 16.0
   if image_size != 8:
     images = np.stack([
         np.asarray(Image.fromarray(im).resize((image_size, image_size),
                                               Image.BILINEAR))
         for im in images])
   images = np.clip(images, 0.0, 1.0)[..., None]
-  return images, digits.target.astype(np.int32)
+  return images, labels.astype(np.int32)
 
 
 def _digit_split(image_size: int):
