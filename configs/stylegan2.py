@@ -28,9 +28,16 @@ ARG: a dataset name and optionally `small` (tests):
   every resolution, Adam 0.0025 (0, 0.99), R1 gamma 0.01, EMA half-life
   500 kimg, 2 mapping layers, and, as that config does, no path-length
   regulariser and no style mixing (its critic is the 'orig' one; here the
-  residual). Published numbers: not verified here (the StyleGAN2-ADA paper
-  and StudioGAN's benchmark report StyleGAN2 CIFAR-10 FIDs; find the
-  table, its sample count and reference split before comparing).
+  residual). Unconditional, as this preset runs; the published run is
+  class-conditional (--config.gan.conditional=True). Published, checked
+  against the StyleGAN2-ADA README and abstract (Karras et al. 2020b):
+  class-conditional CIFAR-10 with `--cfg=cifar --aug=ada`, FID 2.42 (the
+  record it set, from 5.59), as `fid50k_full`: 50K generated images against
+  the whole 50K-image training set (here: config.inception.num_samples=50000,
+  reference='train'). That run uses ADA's 18-transform pipeline, which
+  gen_jax's `ada` (DiffAugment's transforms under ADA's p) is not, so a run
+  here is not that setting. The paper's unconditional and no-augmentation
+  CIFAR-10 baselines were not found in a source readable from here.
 - celeb_a (64 px): the official 'auto' rules at 64 px and batch 64: feature
   maps 512 (4x4 to 32x32) and 256 at 64x64, minibatch-std groups of 4,
   Adam 0.0025 (0, 0.99), R1 gamma 0.0002 * 64^2 / 64 = 0.0128, EMA
