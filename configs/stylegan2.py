@@ -42,7 +42,7 @@ ARG: a dataset name and optionally `small` (tests):
   maps 512 (4x4 to 32x32) and 256 at 64x64, minibatch-std groups of 4,
   Adam 0.0025 (0, 0.99), R1 gamma 0.0002 * 64^2 / 64 = 0.0128, EMA
   half-life 20 kimg, 8 mapping layers, path length and mixing on.
-  Published numbers: not verified.
+  No published StyleGAN2 number at this setting was found to compare with.
 
 Evaluation here uses train.num_eval_samples (and config.inception for the
 Inception FID); match a published protocol before comparing numbers.
