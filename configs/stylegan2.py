@@ -36,8 +36,11 @@ ARG: a dataset name and optionally `small` (tests):
   the whole 50K-image training set (here: config.inception.num_samples=50000,
   reference='train'). That run uses ADA's 18-transform pipeline, which
   gen_jax's `ada` (DiffAugment's transforms under ADA's p) is not, so a run
-  here is not that setting. The paper's unconditional and no-augmentation
-  CIFAR-10 baselines were not found in a source readable from here.
+  here is not that setting. PyTorch-StudioGAN's README (table "CIFAR10
+  (3x32x32) using StyleGAN2": 50K generated vs the 50K training images)
+  quotes the ADA paper's StyleGAN2 without ADA at FID 6.96 (IS 9.53) and
+  reports its own StyleGAN2 at FID 3.889 (IS 10.149), the difference, it
+  says, from random flips in its pipeline; 2.316 with ADA.
 - celeb_a (64 px): the official 'auto' rules at 64 px and batch 64: feature
   maps 512 (4x4 to 32x32) and 256 at 64x64, minibatch-std groups of 4,
   Adam 0.0025 (0, 0.99), R1 gamma 0.0002 * 64^2 / 64 = 0.0128, EMA

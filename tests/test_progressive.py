@@ -4,6 +4,8 @@ metrics, config errors, and a bitwise resume across a phase change. (The
 end-to-end `small` run of configs/progressive.py is test_train.py's smoke
 test.)"""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 from conftest import assert_bitwise_equal, load_config, read_checkpoint
 from gen_jax import train
 from gen_jax.errors import ConfigError
-from gen_jax.models import dcgan, progressive, resnet
+from gen_jax.models import dcgan, progressive, resnet, stylegan2
 
 
 def test_schedule_by_hand():
@@ -50,6 +52,11 @@ NETS = {
                resnet.Discriminator(width=8, mult=(1, 1, 1),
                                     down=(True, True, False),
                                     progressive=True, resolution=16)),
+    "stylegan2": (stylegan2.Generator(resolution=16, channels=1, z_dim=16,
+                                      w_dim=16, mapping_layers=2, width=16,
+                                      max_width=16),
+                  stylegan2.Discriminator(width=16, max_width=16,
+                                          progressive=True, resolution=16)),
 }
 
 
@@ -57,10 +64,13 @@ NETS = {
 def test_fade_is_exactly_the_old_level_at_0_and_the_new_at_1(arch):
   g, d = NETS[arch]
   z = jax.random.normal(jax.random.key(0), (4, 16))
-  gv = g.init(jax.random.key(1), z, None, train=False)
+  noise = {"noise": jax.random.key(4)}  # StyleGAN2's noise inputs
+  # (jitted: an eager init of StyleGAN2 dispatches op by op, 4x slower)
+  gv = jax.jit(functools.partial(g.init, train=False))(
+      {"params": jax.random.key(1), **noise}, z, None)
   x = jax.random.normal(jax.random.key(2), (4, 16, 16, 1))
   dv = d.init(jax.random.key(3), x, None, train=False)
-  gen = lambda **kw: g.apply(gv, z, None, train=False, **kw)
+  gen = lambda **kw: g.apply(gv, z, None, train=False, rngs=noise, **kw)
   crit = lambda img, **kw: d.apply(dv, img, None, train=False, **kw)
   stable = [gen(level=k) for k in range(3)]
   assert [o.shape[1] for o in stable] == [4, 8, 16]
@@ -150,7 +160,7 @@ def test_architectures_that_cannot_grow_say_so():
   c.gan.progressive.start_res = 4
   with pytest.raises(ConfigError, match="config.model.arch='mlp' cannot grow "
                      "progressively; progressive architectures: dcgan, "
-                     "resnet"):
+                     "resnet, stylegan2$"):
     train.setup(c)
   c = load_config("sngan", "cifar10,small")
   c.gan.progressive.start_res = 4  # the critic pools 32 px to 8 px at most
@@ -158,18 +168,86 @@ def test_architectures_that_cannot_grow_say_so():
     train.setup(c)
 
 
-def test_resume_across_a_phase_change_is_exact(tmp_path):
-  """Stopped after step 1 (the fade into 16 px), resumed through the fade
-  and into the stable phase: bitwise the uninterrupted run."""
-  c = small_progressive(num_steps=3)
+def small_stylegan2_growing(num_steps=2):
+  """configs/stylegan2.py small, grown from 8 px (phases: 8 px, fade into
+  16 px, 16 px), with R1 and the path-length term at every step, so both
+  run in the fade."""
+  c = load_config("stylegan2", "small")
+  c.mesh.num_devices = 1
+  c.train.num_steps = num_steps
+  c.gan.progressive.update(start_res=8, phase_steps=1)
+  c.gan.penalty_every = c.gan.g_regularizer_every = 1
+  return c
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "stylegan2"])
+def test_resume_across_a_phase_change_is_exact(tmp_path, arch):
+  """Stopped after the first phase, resumed through the phase change (the
+  fade into 16 px; for dcgan on into the stable phase): bitwise the
+  uninterrupted run."""
+  if arch == "dcgan":
+    c, stop = small_progressive(num_steps=3), 1
+  else:  # its lazy regularisers' state (pl_mean) and w_avg too
+    c, stop = small_stylegan2_growing(num_steps=2), 1
   c.evals = ("samples",)  # saves compiling the feature network
-  c.train.update(checkpoint_every=1, eval_every=3, log_every=1)
+  end = c.train.num_steps
+  c.train.update(checkpoint_every=1, eval_every=end, log_every=1)
   whole, parts = str(tmp_path / "whole"), str(tmp_path / "parts")
   train.train_and_evaluate(c, whole)
-  c.train.num_steps = 1
+  c.train.num_steps = stop
   train.train_and_evaluate(c, parts)
-  c.train.num_steps = 3
+  c.train.num_steps = end
   train.train_and_evaluate(c, parts)
-  a, b = read_checkpoint(whole, 3), read_checkpoint(parts, 3)
+  a, b = read_checkpoint(whole, end), read_checkpoint(parts, end)
   a.pop("loop"), b.pop("loop")
   assert_bitwise_equal(a, b)
+
+
+def test_stylegan2_grows_with_its_regularisers_at_the_phase_level():
+  """At a lower level the mapping's mixing cutoff and the path-length
+  term see only the styles that level's synthesis uses, and the critic's
+  per-level heads take the pooled images."""
+  c = small_stylegan2_growing()
+  s = train.setup(c)
+  t = s.trainer.inner
+  state = s.init(s.key)
+  z = t.draw_noise(jax.random.key(0), 4)
+  g_state = state.model_state["generator"]
+
+  @jax.jit
+  def run(state, phase_step):
+    out = []
+    for phase in (0, 1):  # 8 px stable, the fade into 16 px
+      view = t.at_phase(phase, phase_step)
+      fake, ws, _, synthesis = view.generate_styled(
+          state.params["generator"], g_state, z, jax.random.key(1))
+      logits, _ = view.critic(state.params["discriminator"],
+                              state.model_state["discriminator"], fake, None)
+      out.append((fake, ws, synthesis(ws), logits))
+    return out
+
+  for (fake, ws, again, logits), (res, used) in zip(
+      run(state, jnp.int32(1)), [(8, stylegan2.num_ws(8)),
+                                 (16, stylegan2.num_ws(16))]):
+    assert fake.shape == again.shape == (4, res, res, 1)
+    assert ws.shape[1] == used
+    assert logits.shape == (4,) and np.all(np.isfinite(logits))
+  assert stylegan2.num_ws(8) < stylegan2.num_ws(16) == t.generator.num_ws
+
+
+def test_stylegan2_mixing_cutoff_is_drawn_among_the_levels_styles():
+  """With mixing probability 1 at level 1 (8 px: 4 styles of 6), the cutoff
+  falls inside the 4, so the last used style always comes from the second
+  z (drawn among all 6, it would not for cutoffs 4 and 5)."""
+  g = stylegan2.Generator(resolution=16, channels=1, z_dim=8, w_dim=8,
+                          mapping_layers=1, width=8, max_width=8, mixing=1.0)
+  z = jax.random.normal(jax.random.key(0), (2, 8))
+  v = jax.jit(g.init)({"params": jax.random.key(1),
+                       "noise": jax.random.key(2)}, z)
+  used = stylegan2.num_ws(8)
+  mapping = jax.jit(jax.vmap(lambda key: g.apply(
+      v, z, None, True, level=1, method="mapping", mutable=["tracked"],
+      rngs={"mixing": key})[0]))
+  for ws in mapping(jax.random.split(jax.random.key(3), 12)):
+    assert not np.allclose(ws[:, used - 1], ws[:, 0])
+    np.testing.assert_array_equal(ws[:, used - 1], ws[:, -1])

@@ -22,7 +22,11 @@ of StyleGAN"): a skip generator driven by styles, a residual critic.
   -> leaky ReLU (x sqrt 2), twice (once at 4x4), and a modulated 1x1 toRGB
   (not demodulated); the RGB images of all resolutions, each FIR-upsampled
   to the next, are summed. `synthesis(..., return_rgbs=True)` also returns
-  each resolution's own toRGB output (for progressive growing).
+  each resolution's own toRGB output.
+- Progressive growing (models/progressive.py; not in the StyleGAN2 paper,
+  which replaced it by the skip generator, but the same schedule as the
+  other growable architectures): the generator stops at a level's block,
+  fading its toRGB in; the critic gets a fromRGB head per level.
 - Critic (paper fig. 7, "residual" D): 1x1 fromRGB, then per resolution
   conv 3x3 -> FIR blur and conv 3x3 with stride 2, plus a shortcut of a FIR
   2x downsample and a 1x1 conv, summed and scaled by 1/sqrt(2); at 4x4 the
@@ -59,10 +63,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax.models import progressive
 from gen_jax.models.layers import MinibatchStd
 
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 SQRT2 = math.sqrt(2.0)
+
+
+def levels(resolution: int) -> tuple[int, ...]:
+  """Resolutions of the progressive levels: 4, 8, ..., resolution (one per
+  synthesis block)."""
+  return tuple(4 * 2 ** k for k in range(int(round(math.log2(resolution)))
+                                          - 1))
 
 
 def lrelu(x):
@@ -372,16 +384,21 @@ class Generator(nn.Module):
     return x
 
   def mapping(self, z, cond=None, train: bool = False,
-              truncation: float | None = None):
+              truncation: float | None = None, level: int | None = None):
     """z (B, z_dim), labels cond (B,) or None -> ws (B, num_ws, w_dim). In
     training: updates w_avg (collection 'tracked') and, with probability
     `mixing` (one draw per batch, as the official code), takes the styles
     from a random layer on (the same for the batch) from a second z (drawn
     by the rng stream 'mixing'; same labels). Otherwise: truncation toward
-    w_avg with psi `truncation` (default: the field)."""
+    w_avg with psi `truncation` (default: the field).
+
+    `level` (progressive growing): the cutoff is drawn among the layers
+    that level's synthesis uses (`num_ws(levels[level])`), as StyleGAN's
+    growing code draws it among the current layers; None: all."""
     w_avg = self.w_avg
     w = self._w(z, cond)
     ws = jnp.repeat(w[:, None], self.num_ws, axis=1)
+    used = self.num_ws if level is None else num_ws(4 * 2 ** level)
     if train and not self.is_initializing():
       w_avg.value = w_avg.value + (1.0 - self.w_avg_beta) * (
           jnp.mean(jax.lax.stop_gradient(w), 0) - w_avg.value)
@@ -389,7 +406,7 @@ class Generator(nn.Module):
       k_z, k_p, k_c = jax.random.split(self.make_rng("mixing"), 3)
       w2 = self._w(jax.random.normal(k_z, z.shape, jnp.float32), cond)
       # the layer from which on the second styles apply (num_ws: none)
-      cut = jax.random.randint(k_c, (), 1, self.num_ws)
+      cut = jax.random.randint(k_c, (), 1, used)
       cut = jnp.where(jax.random.uniform(k_p) < self.mixing, cut,
                       self.num_ws)
       later = jnp.arange(self.num_ws) >= cut
@@ -399,27 +416,46 @@ class Generator(nn.Module):
       ws = w_avg.value + psi * (ws - w_avg.value)
     return ws
 
-  def synthesis(self, ws, return_rgbs: bool = False):
-    """ws (B, num_ws, w_dim) -> image (B, R, R, channels); with
-    `return_rgbs` also the list of each resolution's toRGB output
-    (4x4, 8x8, ...; before the sum with the upsampled lower ones)."""
+  def synthesis(self, ws, return_rgbs: bool = False,
+                level: int | None = None, alpha: jax.Array | None = None):
+    """ws (B, n, w_dim) -> image (B, R, R, channels); with `return_rgbs`
+    also the list of each resolution's toRGB output (4x4, 8x8, ...; before
+    the sum with the upsampled lower ones). n: num_ws, or at least the
+    styles the level uses (`num_ws(levels[level])`; later ones are unused).
+
+    Progressive growing (models/progressive.py): `level` k stops after
+    block k, at 4 * 2^k px (None: the top). During the fade into k (`alpha`
+    a scalar array) the output is lerp(upsample(img_{k-1}),
+    upsample2d(img_{k-1}) + rgb_k, alpha): ProGAN's fade with the
+    nearest-neighbour upsampling the real images get
+    (`progressive.real_at`); at alpha 1 exactly the skip sum at level k.
+    Every toRGB exists at any level, so the parameters never change."""
+    top = self.num_blocks - 1 if level is None else level
     b = ws.shape[0]
     x = jnp.broadcast_to(self.const, (b, *self.const.shape))
-    img, rgbs, i = None, [], 0
-    for convs, to_rgb in zip(self.convs, self.to_rgbs):
+    img, old, rgbs, i = None, None, [], 0
+    for convs, to_rgb in zip(self.convs[:top + 1], self.to_rgbs):
       for conv in convs:
         x = conv(x, ws[:, i])
         i += 1
       rgb = to_rgb(x, ws[:, i])
       rgbs.append(rgb)
       if img is not None:
+        if len(rgbs) == top + 1 and alpha is not None:
+          old = progressive.upsample(img)
         img = upsample2d(img) + rgb
       else:
         img = rgb
+    if old is not None:
+      img = progressive.lerp(old, img, alpha)
     return (img, rgbs) if return_rgbs else img
 
-  def __call__(self, z, cond=None, train: bool = True):
-    return self.synthesis(self.mapping(z, cond, train))
+  def __call__(self, z, cond=None, train: bool = True,
+               level: int | None = None, alpha: jax.Array | None = None):
+    if alpha is not None and not level:
+      raise ValueError("a fade (alpha) needs a level above 0")
+    return self.synthesis(self.mapping(z, cond, train, level=level),
+                          level=level, alpha=alpha)
 
 
 class Discriminator(nn.Module):
@@ -432,28 +468,52 @@ class Discriminator(nn.Module):
   normalisation -> `mapping_layers` dense layers, lr multiplier 0.01, leaky
   ReLU) gives cmap (B, cmap_dim), cmap_dim the 4x4 width; the output layer
   gives cmap_dim features and the logit is sum(out * cmap) / sqrt(cmap_dim).
+
+  `progressive` (models/progressive.py): level k (4 * 2^k px, below
+  `resolution`) enters through a 1x1 fromRGB head of its own,
+  `fromrgb{4 * 2^k}`, at the block of its resolution (the top level through
+  `fromrgb`, as without growing). During the fade into level k the output
+  of block 4 * 2^k is mixed with level k - 1's fromRGB of the
+  average-pooled image: lerp(fromrgb(downsample(x)), block(x), alpha).
   """
   width: int = 512       # feature maps at 4x4 (halved per doubling)
   max_width: int = 512
   mbstd_group: int = 4
   num_classes: int = 0
   mapping_layers: int = 8   # the label's mapping (the official default)
+  progressive: bool = False
+  resolution: int = 0       # the top level's (progressive); 0: x's
 
   @nn.compact
   def __call__(self, x, cond=None, train: bool = True,
-               per_example: bool = False):
+               per_example: bool = False, level: int | None = None,
+               alpha: jax.Array | None = None):
     del train
-    res = x.shape[1]
-    wd = widths(res, self.width, self.max_width)
-    x = lrelu(EqualConv(wd[res], 1, name="fromrgb")(x.astype(jnp.float32)))
-    r = res
+    if (level is not None or alpha is not None) and not self.progressive:
+      raise ValueError("level/alpha need a progressive discriminator")
+    size = self.resolution or x.shape[1]
+    wd = widths(size, self.width, self.max_width)
+    res = x.shape[1] if level is None else 4 * 2 ** level
+
+    def from_rgb(img):
+      r = img.shape[1]
+      name = "fromrgb" if r == size else f"fromrgb{r}"
+      return lrelu(EqualConv(wd[r], 1, name=name)(img))
+
+    img = x.astype(jnp.float32)
+    x, r = from_rgb(img), res
     while r > 4:
       skip = EqualConv(wd[r // 2], 1, use_bias=False, down=True,
                        name=f"b{r}_skip")(x)
       y = lrelu(EqualConv(wd[r], 3, name=f"b{r}_conv0")(x))
       y = lrelu(EqualConv(wd[r // 2], 3, down=True, name=f"b{r}_conv1")(y))
       x = (skip + y) * (1.0 / SQRT2)
+      if r == res and alpha is not None:
+        x = progressive.lerp(from_rgb(progressive.downsample(img)), x, alpha)
       r //= 2
+    if self.progressive and self.is_initializing():
+      for low in levels(size)[:-1]:  # every level's head exists
+        from_rgb(progressive.resize(img, low))
     x = MinibatchStd(self.mbstd_group)(x, per_example)
     x = lrelu(EqualConv(wd[4], 3, name="epilogue_conv")(x))
     x = lrelu(EqualDense(wd[4], name="epilogue_fc")(x.reshape(x.shape[0],

@@ -330,13 +330,16 @@ def _stylegan2_build(config, info: DatasetInfo, num_classes: int,
   d = stylegan2.Discriminator(
       width=a.d_width, max_width=a.max_width, mbstd_group=a.mbstd_group,
       num_classes=num_classes if config.model.d_cond == "projection" else 0,
-      mapping_layers=a.d_mapping_layers)
+      mapping_layers=a.d_mapping_layers,
+      progressive=bool(config.gan.progressive.start_res),
+      resolution=info.example_shape[0])
   return g, d
 
 
 ARCHS.add("stylegan2", base.ArchSpec(_stylegan2_defaults, _stylegan2_build,
                                      _stylegan2_validate, _stylegan2_small,
-                                     conditional=True))
+                                     conditional=True,
+                                     levels=stylegan2.levels))
 # Architectures whose generator has `mapping` (z -> styles ws) and
 # `synthesis` (ws -> image) halves, which the path-length regulariser needs.
 STYLE_ARCHS = ("stylegan2",)
@@ -728,14 +731,19 @@ class GanTrainer(base.Trainer):
   def generate_styled(self, params, g_state, z, key: jax.Array, labels=None):
     """A style-based generator's training pass in its two halves: returns
     (samples, styles ws, new generator state, synthesis: ws -> samples with
-    the noise of a key of its own)."""
+    the noise of a key of its own). Growing progressively: at the phase's
+    level and alpha, and ws only the styles that level uses (the
+    path-length regulariser averages over them)."""
+    grow = self.grow or {}
     ws, g_state = self.generator.apply(
         {"params": params, **g_state}, z, labels, train=True,
-        method="mapping",
+        method="mapping", level=grow.get("level"),
         mutable=list(g_state), rngs=_rngs(key))
+    if grow:
+      ws = ws[:, :stylegan2.num_ws(self.schedule.levels[grow["level"]])]
     variables = {"params": params, **g_state}
     synthesis = lambda k: lambda w: self.generator.apply(
-        variables, w, method="synthesis", rngs=_rngs(k))
+        variables, w, method="synthesis", rngs=_rngs(k), **grow)
     fake = synthesis(key)(ws)
     return fake, ws, g_state, synthesis(jax.random.fold_in(key, 5))
 
