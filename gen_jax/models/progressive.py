@@ -19,9 +19,8 @@ alpha is data, computed from the step inside the program, so a fade costs no
 recompilation.
 
 The hook every growable architecture implements (models/dcgan.py,
-models/resnet.py; a skip generator with one toRGB per resolution, as in
-StyleGAN2, fits it directly: at level k it sums its toRGB outputs up to
-level k, scaling the last by alpha):
+models/resnet.py, models/stylegan2.py; StyleGAN2's skip generator already
+has a toRGB per resolution and fades in the skip sum at level k):
 
 - the generator `__call__(z, cond, train, level=None, alpha=None)` returns
   images at `levels[level]` px (None: the top level); `alpha` None: stable,

@@ -49,13 +49,16 @@ official transposed stride-2 conv + filter is the same operator, tested,
 with 1/4 of the multiply-adds: a possible speed-up, not tried); the
 modulated conv is the `fused_modconv=False` form; 1x1 convs are matmuls.
 Different numbers: no float16 layers and no conv_clamp (the official code
-runs the top 4 resolutions in float16, activations clamped to +-256); the
+runs the top 4 resolutions in float16, activations clamped to +-256; here
+`dtype=bfloat16` runs every synthesis and critic convolution in bfloat16,
+which has float32's range); the
 critic is always the residual one (the official `--cfg=cifar` uses 'orig');
 the lazy regularisers join the main step rather than running as extra
 optimizer steps with rescaled Adam (configs/stylegan2.py). Noise images
 come from the Flax rng stream 'noise', the mixing draws from 'mixing'.
 """
 
+import functools
 import math
 from typing import Any
 
@@ -227,13 +230,15 @@ class EqualConv(nn.Module):
   kernel: int = 3
   use_bias: bool = True
   down: bool = False
+  dtype: Any = jnp.float32   # compute dtype (parameters stay float32)
 
   @nn.compact
   def __call__(self, x):
     c = x.shape[-1]
+    x = x.astype(self.dtype)
     w = self.param("kernel", _std_normal(1.0),
                    (self.kernel, self.kernel, c, self.features))
-    w = w * (1.0 / math.sqrt(c * self.kernel ** 2))
+    w = (w * (1.0 / math.sqrt(c * self.kernel ** 2))).astype(self.dtype)
     stride, padding = (1, 1), "SAME"
     if self.down and self.kernel == 1:
       x = downsample2d(x)
@@ -242,7 +247,8 @@ class EqualConv(nn.Module):
       x, stride, padding = upfirdn2d(x, pad=(p, p)), (2, 2), "VALID"
     y = _conv(x, w, stride, padding)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+      y = y + self.param("bias", nn.initializers.zeros,
+                         (self.features,)).astype(y.dtype)
     return y
 
 
@@ -267,12 +273,13 @@ def modulated_conv(x: jax.Array, weight: jax.Array, styles: jax.Array,
   per-example kernels. tests/test_stylegan2.py checks it against the
   per-example kernel.
   """
-  y = _conv(x * styles[:, None, None, :].astype(x.dtype), weight, (1, 1),
-            padding)
+  y = _conv(x * styles[:, None, None, :].astype(x.dtype),
+            weight.astype(x.dtype), (1, 1), padding)
   if demodulate:
-    # sum over (k, k, I) of (s_i w_ijk)^2 = sum_i s_i^2 sum_k w_ijk^2
-    wsq = jnp.sum(jnp.square(weight), axis=(0, 1))          # (I, O)
-    d = jax.lax.rsqrt(jnp.square(styles) @ wsq + eps)       # (B, O)
+    # sum over (k, k, I) of (s_i w_ijk)^2 = sum_i s_i^2 sum_k w_ijk^2,
+    # in float32 whatever x's dtype
+    wsq = jnp.sum(jnp.square(weight.astype(jnp.float32)), axis=(0, 1))
+    d = jax.lax.rsqrt(jnp.square(styles.astype(jnp.float32)) @ wsq + eps)
     y = y * d[:, None, None, :].astype(y.dtype)
   return y
 
@@ -290,10 +297,12 @@ class ModConv(nn.Module):
   up: bool = False
   noise: bool = True
   activate: bool = True
+  dtype: Any = jnp.float32   # compute dtype (styles and demodulation: f32)
 
   @nn.compact
   def __call__(self, x, w):
     c = x.shape[-1]
+    x = x.astype(self.dtype)
     if self.up:
       # the official transposed stride-2 conv + filter (pad 1, 1) as
       # upsample (one extra row/column a side) + 'VALID' conv: the same
@@ -315,8 +324,9 @@ class ModConv(nn.Module):
       noise = jax.random.normal(self.make_rng("noise"), (*y.shape[:3], 1),
                                 y.dtype)
       strength = self.param("noise_strength", nn.initializers.zeros, ())
-      y = y + noise * strength
-    y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+      y = y + noise * strength.astype(y.dtype)
+    y = y + self.param("bias", nn.initializers.zeros,
+                       (self.features,)).astype(y.dtype)
     return lrelu(y) if self.activate else y
 
 
@@ -342,6 +352,10 @@ class Generator(nn.Module):
   truncation: float = 1.0   # psi outside training; 1: off
   w_avg_beta: float = 0.995
   num_classes: int = 0      # > 0: class-conditional (labels as cond)
+  # The synthesis convolutions' compute dtype (bfloat16: mixed precision).
+  # Parameters, the mapping network, styles, demodulation and the summed
+  # image stay float32.
+  dtype: Any = jnp.float32
 
   def setup(self):
     if self.num_classes:
@@ -355,10 +369,11 @@ class Generator(nn.Module):
                             (4, 4, self.width_at(4)))
     res = [4 * 2 ** i for i in range(self.num_blocks)]
     self.convs = [[ModConv(self.width_at(r), up=(j == 0 and r > 4),
-                           name=f"b{r}_conv{j}")
+                           dtype=self.dtype, name=f"b{r}_conv{j}")
                    for j in ((1,) if r == 4 else (0, 1))] for r in res]
     self.to_rgbs = [ModConv(self.channels, kernel=1, demodulate=False,
-                            noise=False, activate=False, name=f"b{r}_torgb")
+                            noise=False, activate=False, dtype=self.dtype,
+                            name=f"b{r}_torgb")
                     for r in res]
 
   @property
@@ -438,7 +453,7 @@ class Generator(nn.Module):
       for conv in convs:
         x = conv(x, ws[:, i])
         i += 1
-      rgb = to_rgb(x, ws[:, i])
+      rgb = to_rgb(x, ws[:, i]).astype(jnp.float32)
       rgbs.append(rgb)
       if img is not None:
         if len(rgbs) == top + 1 and alpha is not None:
@@ -483,6 +498,9 @@ class Discriminator(nn.Module):
   mapping_layers: int = 8   # the label's mapping (the official default)
   progressive: bool = False
   resolution: int = 0       # the top level's (progressive); 0: x's
+  # The convolutions' compute dtype (bfloat16: mixed precision); the dense
+  # layers after the last one, the label mapping and the logits: float32.
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, cond=None, train: bool = True,
@@ -498,15 +516,16 @@ class Discriminator(nn.Module):
     def from_rgb(img):
       r = img.shape[1]
       name = "fromrgb" if r == size else f"fromrgb{r}"
-      return lrelu(EqualConv(wd[r], 1, name=name)(img))
+      return lrelu(EqualConv(wd[r], 1, dtype=self.dtype, name=name)(img))
 
     img = x.astype(jnp.float32)
     x, r = from_rgb(img), res
     while r > 4:
-      skip = EqualConv(wd[r // 2], 1, use_bias=False, down=True,
-                       name=f"b{r}_skip")(x)
-      y = lrelu(EqualConv(wd[r], 3, name=f"b{r}_conv0")(x))
-      y = lrelu(EqualConv(wd[r // 2], 3, down=True, name=f"b{r}_conv1")(y))
+      conv = functools.partial(EqualConv, dtype=self.dtype)
+      skip = conv(wd[r // 2], 1, use_bias=False, down=True,
+                  name=f"b{r}_skip")(x)
+      y = lrelu(conv(wd[r], 3, name=f"b{r}_conv0")(x))
+      y = lrelu(conv(wd[r // 2], 3, down=True, name=f"b{r}_conv1")(y))
       x = (skip + y) * (1.0 / SQRT2)
       if r == res and alpha is not None:
         x = progressive.lerp(from_rgb(progressive.downsample(img)), x, alpha)
@@ -515,9 +534,9 @@ class Discriminator(nn.Module):
       for low in levels(size)[:-1]:  # every level's head exists
         from_rgb(progressive.resize(img, low))
     x = MinibatchStd(self.mbstd_group)(x, per_example)
-    x = lrelu(EqualConv(wd[4], 3, name="epilogue_conv")(x))
-    x = lrelu(EqualDense(wd[4], name="epilogue_fc")(x.reshape(x.shape[0],
-                                                              -1)))
+    x = lrelu(EqualConv(wd[4], 3, dtype=self.dtype, name="epilogue_conv")(x))
+    x = x.astype(jnp.float32).reshape(x.shape[0], -1)
+    x = lrelu(EqualDense(wd[4], name="epilogue_fc")(x))
     if not self.num_classes:
       return EqualDense(1, name="out")(x)[:, 0]
     if cond is None:

@@ -58,7 +58,7 @@ ARCHS: Registry[base.ArchSpec] = Registry("config.model.arch")
 # matrix products. Parameters, optimizer states, batch-norm statistics,
 # logits and losses stay float32 (Flax `dtype=` with `param_dtype` float32).
 COMPUTE_DTYPES = ("float32", "bfloat16")
-MIXED_PRECISION_ARCHS = ("dcgan", "resnet")
+MIXED_PRECISION_ARCHS = ("dcgan", "resnet", "stylegan2")
 
 
 def compute_dtype(config):
@@ -326,13 +326,13 @@ def _stylegan2_build(config, info: DatasetInfo, num_classes: int,
       mapping_layers=a.mapping_layers, mapping_lr_mul=a.mapping_lr_mul,
       width=a.g_width, max_width=a.max_width, mixing=a.mixing,
       truncation=a.truncation, w_avg_beta=a.w_avg_beta,
-      num_classes=num_classes)
+      num_classes=num_classes, dtype=compute_dtype(config))
   d = stylegan2.Discriminator(
       width=a.d_width, max_width=a.max_width, mbstd_group=a.mbstd_group,
       num_classes=num_classes if config.model.d_cond == "projection" else 0,
       mapping_layers=a.d_mapping_layers,
       progressive=bool(config.gan.progressive.start_res),
-      resolution=info.example_shape[0])
+      resolution=info.example_shape[0], dtype=compute_dtype(config))
   return g, d
 
 
