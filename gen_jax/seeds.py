@@ -12,6 +12,12 @@ trains N / devices whole runs and the step needs no communication (a seed's
 batch is not split across devices; this is for models small enough that one
 device holds a run). N must therefore be divisible by the data-axis size.
 Replicating the seeds instead would make every device compute every seed.
+Given the mesh, the step, `init`, `sample` and `held_out` are `shard_map`s:
+each device vmaps its own seeds. Left to the SPMD partitioner, a convolution
+vmapped over per-seed weights (one grouped convolution of all seeds) was not
+split by seed: every device gathered and computed all N seeds (8-seed small
+CycleGAN on 8 CPU devices: 6.6-7.8 s a step, against 0.3-0.5 s as a
+shard_map, with no all-gather left in the step).
 
 Metrics: every metric is reported per seed as `KEY/seed_S` (S the run's seed,
 so `--config.seed=S` reproduces it alone), and over the seeds as `KEY` (mean)
@@ -22,6 +28,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from gen_jax import parallel
 from gen_jax.trainers.base import Wrapper
@@ -54,6 +61,9 @@ def summarize(per_seed: dict[str, Any], seeds: list[int]) -> dict[str, float]:
   return out
 
 
+SEEDS = P(parallel.DATA)  # the leading seed axis, over the data axis
+
+
 class SeedTrainer(Wrapper):
   """A trainer's pure functions over a leading seed axis of state and batch.
 
@@ -64,26 +74,44 @@ class SeedTrainer(Wrapper):
   metrics per seed, so the loop and the evaluators need no seed branches.
   """
 
-  def __init__(self, trainer, seeds: list[int]):
+  def __init__(self, trainer, seeds: list[int], mesh=None):
+    """`mesh`: the run's; each device then runs its own seeds (a
+    `shard_map`). Without it the functions are plain vmaps over seeds."""
     super().__init__(trainer)
     self.seeds = list(seeds)
     self.num_runs = len(self.seeds)
+    self.mesh = mesh
     self.train_step = self.phase_step(0)
-    if hasattr(trainer, "held_out"):
-      self.held_out = jax.vmap(trainer.held_out, in_axes=(0, None))
+    if hasattr(trainer, "held_out"):  # one eval batch, shared by the seeds
+      self.held_out = self._per_device(
+          jax.vmap(trainer.held_out, in_axes=(0, None)), (SEEDS, P()))
+
+  def _per_device(self, fn, in_specs):
+    """`fn` (vmapped over seeds) run by each device on its own seeds: its
+    outputs all have the leading seed axis. Shapes are checked (N divisible
+    by the data axis) by `check_mesh`, before anything is traced. No
+    collectives inside, so nothing is lost without the varying-axes type
+    check (check_vma), which rejects e.g. a lazy term's `lax.cond` whose
+    skipped branch returns a constant."""
+    if self.mesh is None:
+      return fn
+    return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs,
+                         out_specs=SEEDS, check_vma=False)
 
   def phase_step(self, phase: int):
-    return jax.vmap(self.inner.phase_step(phase))
+    return self._per_device(jax.vmap(self.inner.phase_step(phase)),
+                            (SEEDS, SEEDS))
 
   def init(self, keys: jax.Array):
-    return jax.vmap(self.inner.init)(keys)
+    return self._per_device(jax.vmap(self.inner.init), (SEEDS,))(keys)
 
   def sample(self, state, keys: jax.Array, n: int, *inputs):
     """Every seed's samples; `inputs` (held-out examples, for a trainer
     that `takes_inputs`) are shared by the seeds."""
-    return jax.vmap(lambda s, k, *i: self.inner.sample(s, k, n, *i),
-                    in_axes=(0, 0) + (None,) * len(inputs))(state, keys,
-                                                            *inputs)
+    fn = jax.vmap(lambda s, k, *i: self.inner.sample(s, k, n, *i),
+                  in_axes=(0, 0) + (None,) * len(inputs))
+    return self._per_device(fn, (SEEDS, SEEDS) + (P(),) * len(inputs))(
+        state, keys, *inputs)
 
   # -- layout -------------------------------------------------------------
 

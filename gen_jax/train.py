@@ -123,7 +123,7 @@ def build_trainer(config, info, mesh) -> trainers.Trainer:
                             else parallel.constrainer(mesh))
   trainer = nonfinite.Guarded(trainer, config.train.on_nonfinite)
   if many:
-    trainer = seeds.SeedTrainer(trainer, seeds.seed_list(config))
+    trainer = seeds.SeedTrainer(trainer, seeds.seed_list(config), mesh)
   return trainer
 
 

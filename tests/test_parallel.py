@@ -29,10 +29,18 @@ MODELS = ("dcgan", "wgan_gp", "vae", "srgan",
 # (every 2 steps in `small`) and of style mixing and noise draws, whose
 # keys must not depend on the device count; compiling is its cost.
 STEPS = {"cyclegan": 2, "stylegan2": 4}
+# StyleGAN2 at 8 px (the digits' own size): blocks at 4x4 and 8x8, each
+# with noise inputs, styles to mix, FIR resampling and the lazy terms, as
+# at 16 px, with one block fewer to compile (compiling the 1- and 8-device
+# steps, about 35 s each, was most of this test's 83 s at 16 px; the
+# architecture itself: test_stylegan2.py).
+IMAGE_SIZE = {"stylegan2": 8}
 
 
 def small_config(name: str, **mesh):
   config = load_config(name, "small")
+  if name in IMAGE_SIZE:
+    config.data.image_size = IMAGE_SIZE[name]
   for k, v in mesh.items():
     config.mesh[k] = v
   return config
