@@ -24,8 +24,8 @@ ARG: a dataset name and optionally `small` (tests):
   CPU minutes, domain FID 92.8 (README). Not a published setting.
   Class-conditional: --config.gan.conditional=True. Grown progressively:
   --config.gan.progressive.start_res=8 --config.gan.progressive.phase_steps=
-  200 (README, "Progressive growing": on the digits it collapsed in every
-  run tried). Mixed precision: --config.model.compute_dtype=bfloat16.
+  200 (README, "Progressive growing": on the digits it did worse than not
+  growing in every run tried). Mixed precision: --config.model.compute_dtype=bfloat16.
 - cifar10 (32 px): stylegan2-ada-pytorch's `--cfg=cifar` (train.py
   cfg_specs): batch 64, minibatch-std groups of 32, feature maps 512 at
   every resolution, Adam 0.0025 (0, 0.99), R1 gamma 0.01, EMA half-life

@@ -56,6 +56,22 @@ def adam(lr: float, b1: float, b2: float, decay: str, updates: int,
                     **kwargs)
 
 
+def reset_adam_moments(opt_state, when):
+  """`opt_state` with every Adam state in it (optax.ScaleByAdamState: the
+  moments and the bias-correction count) back at its initial zeros where
+  `when` (a scalar bool array) is true; other states (a learning-rate
+  schedule's count) untouched. Progressive growing's optimizer reset
+  (gen_jax/trainers/gan.py)."""
+  is_adam = lambda x: isinstance(x, optax.ScaleByAdamState)
+
+  def reset(x):
+    if not is_adam(x):
+      return x
+    return jax.tree.map(lambda v: jnp.where(when, jnp.zeros_like(v), v), x)
+
+  return jax.tree.map(reset, opt_state, is_leaf=is_adam)
+
+
 def clip_weights(c: float) -> optax.GradientTransformation:
   """Chained after an optimiser: the updated parameters are clipped to
   [-c, c] (WGAN's critic weight clipping, Arjovsky et al. 2017: c = 0.01).

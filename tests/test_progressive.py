@@ -121,6 +121,10 @@ def test_one_program_per_phase_and_fixed_shapes(grown):
                                    (st.params, st.opt_state, st.model_state))
   assert shapes(init) == shapes(final)
   assert [f._cache_size() for f in s.train_steps] == [1, 1, 1]
+  # The optimizers restart at each phase boundary (steps 1 and 2): the
+  # generator's Adam has counted steps 2 and 3 only (test_schedules.py: a
+  # decaying rate's schedule keeps counting).
+  assert int(final.opt_state["generator"][0].count) == 2
   # levels (4, 8, 16): 8 px stable, the fade into 16 px at its first step
   # (alpha 0, phase_steps 1), then 16 px alone; the same names throughout.
   assert [(float(m["pg_level"]), float(m["pg_alpha"])) for m in metrics] == [

@@ -125,3 +125,25 @@ def test_negative_weight_clip_is_a_config_error():
   c.gan.weight_clip = -0.01
   with pytest.raises(ConfigError, match=re.escape("config.gan.weight_clip")):
     config_lib.validate(c)
+
+
+def test_reset_adam_moments_restarts_adam_not_the_schedule():
+  """After a reset the next update is Adam's first update (at the decayed
+  rate of the step it happens at), as from a fresh optimizer; without
+  `when` nothing changes."""
+  tx = schedules.adam(0.1, 0.5, 0.9, "linear", 10)
+  params = {"w": jnp.float32(1.0)}
+  state = tx.init(params)
+  for g in (3.0, -1.0, 2.0):
+    _, state = tx.update({"w": jnp.float32(g)}, state, params)
+  kept = schedules.reset_adam_moments(state, jnp.bool_(False))
+  jax.tree.map(np.testing.assert_array_equal, kept, state)
+  reset = schedules.reset_adam_moments(state, jnp.bool_(True))
+  adam, sched = reset
+  assert int(adam.count) == 0 and float(adam.mu["w"]) == 0.0
+  assert float(adam.nu["w"]) == 0.0
+  assert int(sched.count) == int(state[1].count) == 3
+  update, _ = tx.update({"w": jnp.float32(5.0)}, reset, params)
+  # Adam's first step is lr * sign(g) (m_hat = g, v_hat = g^2), at the
+  # linear decay's rate of the 4th update: 0.1 * (1 - 3 / 10).
+  np.testing.assert_allclose(float(update["w"]), -0.07, rtol=1e-5)

@@ -415,10 +415,14 @@ def defaults(c: ml_collections.ConfigDict) -> None:
   g.ada_kimg = 500.0
   # Progressive growing (Karras et al. 2018; models/progressive.py): from
   # start_res px (0: off) one level at a time, each new level faded in over
-  # phase_steps steps, then trained alone for phase_steps.
+  # phase_steps steps, then trained alone for phase_steps. reset_optimizer:
+  # both networks' Adam moments (and bias-correction count; not the
+  # learning-rate schedule) restart at every phase boundary, as ProGAN's
+  # and StyleGAN's released code (reset_opt_for_new_lod).
   g.progressive = ml_collections.ConfigDict()
   g.progressive.start_res = 0
   g.progressive.phase_steps = 1000
+  g.progressive.reset_optimizer = True
   c.optim = two_adams(2e-4, 0.5, 0.999)
 
 
@@ -959,6 +963,9 @@ class GanTrainer(base.Trainer):
       return self._step(state, batch)
     view = self.at_phase(phase, state.step)
     level, alpha = view.grow["level"], view.grow["alpha"]
+    if phase and self.config.gan.progressive.reset_optimizer:
+      state = state.replace(opt_state=schedules.reset_adam_moments(
+          state.opt_state, state.step == self.phase_starts[phase - 1]))
     res = self.schedule.levels[level]
     x = jax.vmap(lambda b: progressive.real_at(b, res, alpha))(batch["x"])
     state, metrics = view._step(state, {**batch, "x": x})
