@@ -15,7 +15,6 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gen_jax import compile_cache
 from gen_jax.errors import Preempted, UserError
 
 FLAGS = flags.FLAGS
@@ -143,7 +142,6 @@ def main(argv: list[str]) -> None:
     _fail(f"--workdir={workdir}: URLs are not supported; give a directory "
           "that every host sees, e.g. a Cloud Storage FUSE mount "
           "(tpu/setup.sh mounts gs://BUCKET at /gcs/BUCKET) or NFS")
-  compile_cache.make_writes_atomic()  # trials of a sweep share the cache
   _initialize_distributed()
   if not workdir:
     import jax

@@ -24,13 +24,6 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from gen_jax import compile_cache  # noqa: E402
-
-# Both pytest workers (and the processes tests start) share the cache:
-# entries must appear whole (a worker once crashed reading a half-written
-# one).
-compile_cache.make_writes_atomic()
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
